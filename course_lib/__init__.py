@@ -1,0 +1,16 @@
+"""course_lib: the tested reference implementations behind *Diffusion from Scratch*.
+
+Modules by concern: profiles and device (set-up), schedules, diffusion (forward process and
+losses), samplers, models, data, training, metrics, plotting, exercises, notebooks.
+
+Time convention, for every module: integer steps t in {0, ..., T-1}, t = 0 nearest the data;
+continuous time s = (t + 1) / T in (0, 1], s -> 0 data, s = 1 noise. See the notation page.
+"""
+
+__version__ = "0.1.0"
+
+from .device import autocast_dtype, default_device, describe_hardware, seed_everything
+from .profiles import PROFILES, Profile, get_profile, show_setup
+
+__all__ = ["PROFILES", "Profile", "get_profile", "show_setup", "default_device", "describe_hardware",
+           "autocast_dtype", "seed_everything", "__version__"]

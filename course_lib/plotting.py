@@ -1,0 +1,113 @@
+"""Figures: 2-D scatter plots, small multiples, image grids, and animations that play in the
+static book (``to_jshtml``) as well as sliders for live exploration in Jupyter and Colab."""
+
+from __future__ import annotations
+
+import io
+from typing import Callable, Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from matplotlib import animation
+
+matplotlib.rcParams["animation.embed_limit"] = 64  # MB of frames a jshtml animation may embed
+
+
+def scatter2d(ax: plt.Axes, points: torch.Tensor, title: str | None = None, lim: float = 2.5,
+              **kwargs) -> plt.Axes:
+    """Scatter (N, 2) points on ``ax`` with equal, fixed axes so frames compare."""
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2), got {tuple(points.shape)}")
+    p = points.detach().float().cpu()
+    style = dict(s=2, alpha=0.5, color="C0", linewidths=0) | kwargs
+    ax.scatter(p[:, 0], p[:, 1], **style)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def small_multiples(clouds: Sequence[torch.Tensor], titles: Sequence[str], suptitle: str | None = None,
+                    lim: float = 2.5, size: float = 2.4) -> plt.Figure:
+    """One row of 2-D scatter panels, e.g. x_t at several steps t."""
+    if len(clouds) != len(titles):
+        raise ValueError(f"need one title per panel: {len(clouds)} clouds, {len(titles)} titles")
+    fig, axes = plt.subplots(1, len(clouds), figsize=(size * len(clouds), size + 0.4), squeeze=False)
+    for ax, cloud, title in zip(axes[0], clouds, titles):
+        scatter2d(ax, cloud, title, lim=lim)
+        ax.label_outer()
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None,
+               value_range: tuple[float, float] = (-1.0, 1.0), ax: plt.Axes | None = None) -> plt.Axes:
+    """Show a (B, C, H, W) batch as one grid (torchvision's make_grid), mapping value_range to [0, 1]."""
+    from torchvision.utils import make_grid
+
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (B, 1 or 3, H, W), got {tuple(images.shape)}")
+    lo, hi = value_range
+    grid = make_grid(((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1), nrow=nrow, padding=1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(nrow, grid.shape[1] / grid.shape[2] * nrow))
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def animate(draw: Callable[[plt.Axes, int], None], num_frames: int, figsize=(4.2, 4.2),
+            interval: int = 120, title: str | None = None):
+    """An animation with its own play/step/slider controls that works in the static book.
+
+    ``draw(ax, i)`` draws frame i on a cleared axis. Returns an ``IPython.display.HTML`` object
+    made by matplotlib's ``to_jshtml`` (frames embedded as PNG); display it as a cell's result.
+    """
+    from IPython.display import HTML
+
+    fig, ax = plt.subplots(figsize=figsize)
+
+    def update(i: int):
+        ax.clear()
+        draw(ax, i)
+        if title:
+            fig.suptitle(title)
+        return []
+
+    anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=interval, blit=False)
+    html = HTML(anim.to_jshtml(default_mode="once"))
+    plt.close(fig)
+    return html
+
+
+def figure_png(fig: plt.Figure, dpi: int = 80) -> bytes:
+    """A figure rendered to PNG bytes (then closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frame_slider(frames: Sequence[bytes], labels: Sequence[str], description: str = "frame"):
+    """An ipywidgets slider (with a play button) over pre-rendered PNG frames.
+
+    The slider and the shown frame are linked in the browser (``jslink``), so the widget keeps
+    working in the static book from its embedded state, as well as live in Jupyter and Colab.
+    """
+    import ipywidgets as w
+
+    if len(frames) != len(labels) or not frames:
+        raise ValueError(f"need one label per frame and at least one frame: {len(frames)} frames, {len(labels)} labels")
+    images = [w.Image(value=png, format="png", layout=w.Layout(max_width="420px")) for png in frames]
+    captions = [w.HTML(f"<b>{label}</b>") for label in labels]
+    shown = w.Stack([w.VBox([c, im]) for c, im in zip(captions, images)], selected_index=0)
+    slider = w.IntSlider(0, 0, len(frames) - 1, description=description, continuous_update=True)
+    play = w.Play(value=0, min=0, max=len(frames) - 1, interval=400)
+    w.jslink((play, "value"), (slider, "value"))
+    w.jslink((slider, "value"), (shown, "selected_index"))
+    return w.VBox([w.HBox([play, slider]), shown])

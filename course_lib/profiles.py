@@ -1,0 +1,83 @@
+"""Run profiles: one environment variable, ``COURSE_PROFILE``, sets sizes and step counts.
+
+The code path is the same in every profile; only sizes change. A chapter states its own
+numbers for each profile with :meth:`Profile.choose`, so a reader sees all of them side by side.
+
+    smoke  CI and instructors: 2 CPU cores, the whole course in minutes.
+    colab  students: a free Colab T4 GPU, each chapter within the time its page states.
+    full   a data-centre GPU (A100/H100 class): the numbers the book reports.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+
+from .device import default_device, describe_hardware
+
+T = TypeVar("T")
+ENV_VAR = "COURSE_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named run size. ``choose`` picks this profile's value from per-profile settings."""
+
+    name: str
+    description: str
+
+    def choose(self, **per_profile: T) -> T:
+        """Return ``per_profile[self.name]``; every known profile must be given a value.
+
+        >>> Profile("smoke", "").choose(smoke=1_000, colab=20_000, full=50_000)
+        1000
+        """
+        missing = sorted(set(PROFILES) - set(per_profile))
+        unknown = sorted(set(per_profile) - set(PROFILES))
+        if missing or unknown:
+            raise ValueError(
+                f"Profile.choose needs one value for each profile {sorted(PROFILES)}; "
+                f"missing {missing}, unknown {unknown}."
+            )
+        return per_profile[self.name]
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "CI and instructors: CPU, small sizes, minutes for the whole course"),
+    "colab": Profile("colab", "students: one free Colab T4 GPU, training sized to the time each page states"),
+    "full": Profile("full", "a data-centre GPU (A100/H100 class): the sizes behind the book's reported numbers"),
+}
+DEFAULT_PROFILE = "smoke"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named by ``name``, else by ``$COURSE_PROFILE``, else ``smoke``."""
+    if name is None:
+        name = os.environ.get(ENV_VAR, DEFAULT_PROFILE)
+    key = name.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r} (from {ENV_VAR} or the argument). "
+            f"Expected one of: {', '.join(PROFILES)}. Example: {ENV_VAR}=smoke"
+        )
+    return PROFILES[key]
+
+
+def show_setup(chapter: str, plan: dict[str, Any], profile: Profile | None = None,
+               device: torch.device | None = None) -> None:
+    """Print, at the top of a notebook, what will run, where, and at which sizes."""
+    profile = profile or get_profile()
+    device = device or default_device()
+    lines = [
+        f"Chapter:  {chapter}",
+        f"Profile:  {profile.name} ({profile.description}); set {ENV_VAR} to change it",
+        f"Device:   {device} · {describe_hardware(device)}",
+        f"Software: torch {torch.__version__}, Python {platform.python_version()}",
+        "Plan at this profile:",
+    ]
+    lines += [f"  - {key}: {value}" for key, value in plan.items()]
+    print("\n".join(lines))

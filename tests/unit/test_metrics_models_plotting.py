@@ -1,0 +1,71 @@
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from course_lib.data import swiss_roll
+from course_lib.metrics import sliced_wasserstein
+from course_lib.models import MLPConfig, MLPDenoiser, sinusoidal_embedding
+from course_lib.plotting import animate, figure_png, frame_slider, small_multiples
+
+
+def test_sliced_wasserstein_zero_for_identical_and_closed_form_for_a_shift():
+    x = torch.randn(2000, 2, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    assert sliced_wasserstein(x, x, generator=g).item() == 0.0
+    # shifting by c: every 1-D projection shifts by <c, theta>; E[<c, theta>^2] = |c|^2 / D
+    c = torch.tensor([0.6, -0.8], dtype=torch.float64)
+    sw = sliced_wasserstein(x, x + c, num_projections=4_000, generator=g).item()
+    assert sw == pytest.approx((c.norm() ** 2 / 2).sqrt().item(), rel=0.02)
+
+
+def test_sliced_wasserstein_rejects_mismatched_clouds():
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        sliced_wasserstein(torch.randn(10, 2), torch.randn(11, 2))
+
+
+def test_swiss_roll_is_standardised_and_seeded():
+    a = swiss_roll(20_000, generator=torch.Generator().manual_seed(1))
+    b = swiss_roll(20_000, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b)
+    assert a.shape == (20_000, 2) and 0.6 < a.std().item() < 1.3 and a.abs().max() < 3
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_mlp_denoiser_shapes_and_errors(batch):
+    model = MLPDenoiser(MLPConfig(hidden=32))
+    out = model(torch.randn(batch, 2), torch.randint(0, 1000, (batch,)))
+    assert out.shape == (batch, 2)
+    with pytest.raises(ValueError, match=r"x_t must have shape \(B, 2\)"):
+        model(torch.randn(batch, 3), torch.zeros(batch, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"t must have shape"):
+        model(torch.randn(batch, 2), torch.zeros(batch + 1, dtype=torch.long))
+
+
+def test_sinusoidal_embedding_closed_form():
+    t = torch.tensor([0, 1, 500])
+    emb = sinusoidal_embedding(t, 8)
+    assert emb.shape == (3, 8)
+    torch.testing.assert_close(emb[0], torch.tensor([1.0] * 4 + [0.0] * 4))
+    torch.testing.assert_close(emb[2, 0], torch.cos(torch.tensor(500.0)))
+    torch.testing.assert_close(emb[2, 5], torch.sin(torch.tensor(500.0 * 10_000 ** (-1 / 4))))
+
+
+def test_animation_is_self_contained_html():
+    html = animate(lambda ax, i: ax.plot([0, i], [0, 1]), num_frames=3).data
+    assert "<script" in html and "data:image/png;base64" in html and "anim_step_forward" in html.replace(".", "_") or "Animation" in html
+
+
+def test_small_multiples_and_frame_slider():
+    clouds = [torch.randn(50, 2) for _ in range(3)]
+    fig = small_multiples(clouds, ["a", "b", "c"], suptitle="x")
+    assert len(fig.axes) == 3
+    png = figure_png(fig)
+    assert png[:4] == b"\x89PNG"
+    widget = frame_slider([png, png], ["t=0", "t=1"])
+    assert widget.children[1].selected_index == 0
+    with pytest.raises(ValueError, match="one label per frame"):
+        frame_slider([png], ["a", "b"])
+    with pytest.raises(ValueError, match="one title per panel"):
+        small_multiples(clouds, ["a"])
