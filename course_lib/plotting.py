@@ -4,6 +4,7 @@ static book (``to_jshtml``) as well as sliders for live exploration in Jupyter a
 from __future__ import annotations
 
 import io
+import re
 from typing import Callable, Sequence
 
 import matplotlib
@@ -80,8 +81,26 @@ def animate(draw: Callable[[plt.Axes, int], None], num_frames: int, figsize=(4.2
         return []
 
     anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=interval, blit=False)
-    html = HTML(anim.to_jshtml(default_mode="once"))
+    html = HTML(offline_jshtml(anim.to_jshtml(default_mode="once")))
     plt.close(fig)
+    return html
+
+
+# matplotlib's to_jshtml() draws its buttons with Font Awesome 4 icons from a CDN stylesheet,
+# which an offline book cannot load (empty buttons, a failed request). Unicode symbols need nothing.
+_FA_CDN = re.compile(r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/[^"]*">\s*')
+_FA_ICONS = {  # Font Awesome 4 class -> symbols found in every common font
+    "fa-minus": "&#x2212;", "fa-fast-backward": "|&#x25C0;", "fa-step-backward": "&#x25C1;",
+    "fa-play fa-flip-horizontal": "&#x25C0;", "fa-pause": "&#x275A;&#x275A;", "fa-play": "&#x25B6;",
+    "fa-step-forward": "&#x25B7;", "fa-fast-forward": "&#x25B6;|", "fa-plus": "+",
+}
+
+
+def offline_jshtml(html: str) -> str:
+    """``to_jshtml()`` output with no CDN stylesheet: Font Awesome icons become Unicode symbols."""
+    html = _FA_CDN.sub("", html)
+    for icon, symbol in _FA_ICONS.items():
+        html = html.replace(f'<i class="fa {icon}"></i>', symbol)
     return html
 
 

@@ -24,3 +24,13 @@ def swiss_roll(n: int, noise: float = 0.25, generator: torch.Generator | None = 
     xy = torch.stack([angle * torch.cos(angle), angle * torch.sin(angle)], dim=1)  # (n, 2)
     xy = xy + noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)
     return (xy / 7.5).to(device=device, dtype=dtype)
+
+
+def random_batches(data: torch.Tensor, batch_size: int, generator: torch.Generator | None = None):
+    """An endless iterator of random batches (with replacement) drawn from ``data`` where it lies
+    (on the GPU if data is there: no DataLoader). ``generator`` must live on data's device."""
+    if batch_size < 1 or data.shape[0] < 1:
+        raise ValueError(f"need a non-empty data set and batch_size >= 1; got {data.shape[0]} rows, batch_size {batch_size}")
+    while True:
+        idx = torch.randint(0, data.shape[0], (batch_size,), device=data.device, generator=generator)
+        yield data[idx]

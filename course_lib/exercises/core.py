@@ -29,11 +29,11 @@ def _first_mismatch(expected: torch.Tensor, actual: torch.Tensor, rtol: float, a
 
 def check_against_reference(name: str, student_fn: Callable, reference_fn: Callable,
                             cases: Sequence[dict[str, Any]], hint: str,
-                            rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+                            rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """Call ``student_fn(**case)`` and ``reference_fn(**case)`` for every case; compare the results.
 
     Raises ExerciseError naming the case's inputs, the expected and actual shape or values,
-    and ``hint``. Prints one line and returns True when every case agrees.
+    and ``hint``. Prints one line when every case agrees.
     """
     for k, case in enumerate(cases, start=1):
         inputs = "\n".join(f"    {key}: {_describe(v)}" for key, v in case.items())
@@ -55,4 +55,3 @@ def check_against_reference(name: str, student_fn: Callable, reference_fn: Calla
             detail = _first_mismatch(expected, actual.to(expected.dtype), rtol, atol)
             raise ExerciseError(f"{name} returned the wrong values {where}\n  {detail}\n  Hint: {hint}")
     print(f"✓ {name} matches the reference on {len(cases)} random inputs.")
-    return True

@@ -23,7 +23,7 @@ def score_from_eps(eps, t, alpha_bar):
     (check_score_from_eps, score_from_eps),
 ])
 def test_checkers_pass_the_reference(checker, solution, capsys):
-    assert checker(solution) is True
+    checker(solution)
     assert "✓" in capsys.readouterr().out
 
 
