@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the course, offline, on a CPU: the README's test command (and CI's).
+#   1. unit tests of course_lib (diffusers parity, invariants, checkers, jupytext pair sync)
+#   2. every chapter notebook under nbval in the smoke profile (cells tagged nbval-check-output
+#      are compared with their stored outputs; every cell must run without error)
+#   3. the book build with Sphinx warnings as errors
+#   4. the built book in headless Chromium (math typeset, figures, animations, widgets,
+#      exercises, internal links), with screenshots in book/_build/screenshots
+# Set-up (virtual environment, packages, vendored JavaScript, Chromium) happens on first use.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tests/setup_env.sh
+export COURSE_PROFILE=smoke
+SECONDS=0
+step() { echo; echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
+step "1/4 unit tests"
+python -m pytest tests/unit -p no:cacheprovider --durations=5
+
+step "2/4 chapter notebooks under nbval (COURSE_PROFILE=$COURSE_PROFILE)"
+python -m pytest chapters -p no:cacheprovider --nbval-lax --nbval-cell-timeout=1200 \
+  --sanitize-with tests/nbval_sanitize.cfg --durations=5
+
+step "3/4 book build (warnings are errors)"
+bash book/build.sh
+
+step "4/4 the built book in headless Chromium"
+bash tests/book/install_chromium.sh
+python -m pytest tests/book -p no:cacheprovider
+
+step "all tests passed in $((SECONDS / 60))m$((SECONDS % 60))s"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set-up shared by the README's two commands (book/build.sh and tests/run.sh); source it.
+# Creates the virtual environment .venv if absent and installs course_lib with its book and
+# test extras (versions pinned by tests/constraints.txt); reuses it while pyproject.toml and
+# the constraints are unchanged. Works offline where pip finds the wheels on local disk.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${COURSE_VENV:-$ROOT/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $(${PYTHON:-python3} --version)"
+  "${PYTHON:-python3}" -m venv "$VENV"
+fi
+stamp="$VENV/.course-installed"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/tests/constraints.txt" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "setup: installing course_lib[book,test] into $VENV (a few minutes the first time)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/tests/constraints.txt" -e "$ROOT[book,test]"
+  echo "$want" > "$stamp"
+else
+  echo "setup: reusing $VENV"
+fi
+export PATH="$VENV/bin:$PATH"
+export PYTHONNOUSERSITE=1
