@@ -1,6 +1,7 @@
-"""Denoising networks. Every model is called as ``model(x_t, t)`` with t a (B,) tensor of steps."""
+"""Networks. Denoisers are called as ``model(x_t, t)`` with t a (B,) tensor of steps; the VAE has encode/decode."""
 
 from .embeddings import sinusoidal_embedding
 from .mlp import MLPDenoiser, MLPConfig
+from .vae import VAE, VAEConfig
 
-__all__ = ["sinusoidal_embedding", "MLPDenoiser", "MLPConfig"]
+__all__ = ["sinusoidal_embedding", "MLPDenoiser", "MLPConfig", "VAE", "VAEConfig"]

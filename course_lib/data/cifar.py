@@ -1,0 +1,187 @@
+"""CIFAR-10 as a uint8 tensor, decoded once and cached, and batches drawn where the data lies.
+
+Sources, in this order:
+  1. ``root`` (argument) or ``$COURSE_DATA``: a folder in image-folder layout
+     (``train/<class>/*.jpg``, ``test/<class>/*.jpg``; read with torchvision's ``ImageFolder``),
+     a folder holding such a copy as ``cifar10-jpeg/``, or a folder with torchvision's
+     ``cifar-10-batches-py``.
+  2. torchvision's ``CIFAR10`` with download, into ``<cache>/cifar10`` (needs internet once).
+Labels are CIFAR-10's 0..9 (folder names sorted alphabetically give the same order).
+
+Images: (N, 3, 32, 32) uint8 in 0..255; models see floats in [-1, 1] (``to_float``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DATA_ENV = "COURSE_DATA"
+CACHE_ENV = "COURSE_CACHE"
+SPLITS = ("train", "test")
+
+
+def cache_dir() -> Path:
+    """Where decoded data, FID statistics and artifacts are cached: ``$COURSE_CACHE`` or ~/.cache/course_lib."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
+
+
+@dataclass
+class ImageData:
+    images: torch.Tensor  # (N, 3, 32, 32) uint8
+    labels: torch.Tensor  # (N,) int64, CIFAR-10's 0..9
+    split: str
+    source: str  # where the pixels came from, for the reader
+    source_id: str  # short name for caches and FID references: "cifar10-jpeg" or "cifar10"
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __str__(self) -> str:
+        return f"CIFAR-10 {self.split}: {len(self):,} images from {self.source}"
+
+
+def _missing_data_error(split: str, tried: str) -> RuntimeError:
+    return RuntimeError(
+        f"CIFAR-10 ({split}) is not available: {tried}.\nProvide it in one of two ways:\n"
+        f"  1. with internet: load_cifar10(..., download=True) lets torchvision download it into "
+        f"{cache_dir() / 'cifar10'} (about 170 MB, once);\n"
+        f"  2. offline: set {DATA_ENV} to a folder in image-folder layout (train/<class>/*.jpg and "
+        f"test/<class>/*.jpg, e.g. the course's shared/data/cifar10-jpeg), or to a folder with "
+        f"torchvision's cifar-10-batches-py."
+    )
+
+
+def _image_folder(root: Path, split: str) -> Path | None:
+    for cand in (root / split, root / "cifar10-jpeg" / split):
+        if cand.is_dir() and all((cand / c).is_dir() for c in CIFAR10_CLASSES):
+            return cand
+    return None
+
+
+def _subset_indices(n: int, subset: int | None) -> torch.Tensor:
+    """Evenly spaced indices: the files are sorted by class, so every class keeps its share."""
+    if subset is None:
+        return torch.arange(n)
+    if not 1 <= subset <= n:
+        raise ValueError(f"subset must be between 1 and {n:,} for this split, got {subset}")
+    return torch.linspace(0, n - 1, subset, dtype=torch.float64).round().long()
+
+
+def _decode_folder(folder: Path, subset: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    import numpy as np
+    from torchvision.datasets import ImageFolder
+
+    ds = ImageFolder(str(folder))
+    if tuple(ds.classes) != CIFAR10_CLASSES:
+        raise RuntimeError(f"{folder} has classes {ds.classes}, expected CIFAR-10's {list(CIFAR10_CLASSES)}")
+    samples = [ds.samples[j] for j in _subset_indices(len(ds.samples), subset).tolist()]
+
+    def decode(path: str) -> torch.Tensor:
+        img = torch.from_numpy(np.array(ds.loader(path))).permute(2, 0, 1)  # PIL RGB (H, W, 3) -> (3, H, W) uint8
+        if img.shape != (3, 32, 32):
+            raise RuntimeError(f"{path} decodes to shape {tuple(img.shape)}, expected (3, 32, 32)")
+        return img
+
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:  # file reads and decodes overlap
+        images = list(tqdm(pool.map(decode, [p for p, _ in samples], chunksize=256), total=len(samples),
+                           desc=f"decoding {folder.name}", mininterval=2.0, disable=len(samples) < 5000))
+    return torch.stack(images), torch.tensor([label for _, label in samples], dtype=torch.int64)
+
+
+def _torchvision(root: Path, split: str, subset: int | None, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import CIFAR10
+
+    ds = CIFAR10(str(root), train=split == "train", download=download)
+    idx = _subset_indices(len(ds.data), subset)
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2)[idx].contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    return images, torch.tensor(ds.targets, dtype=torch.int64)[idx]
+
+
+def load_cifar10(split: str = "train", subset: int | None = None, root: str | os.PathLike | None = None,
+                 download: bool = True) -> ImageData:
+    """CIFAR-10 ``split`` ("train" or "test") as uint8 tensors on the CPU, cached after the first call.
+
+    ``subset``: keep this many images, evenly spread over the split (class-balanced).
+    ``root`` (else ``$COURSE_DATA``): a local copy; without one, torchvision downloads CIFAR-10.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    root = root or os.environ.get(DATA_ENV) or None
+    if root is not None:
+        root = Path(root).expanduser()
+        folder = _image_folder(root, split)
+        if folder is not None:
+            source, source_id = f"image folder {folder} (JPEG copy: lossy, see its README)", "cifar10-jpeg"
+            loader = lambda: _decode_folder(folder, subset)  # noqa: E731
+        elif (root / "cifar-10-batches-py").is_dir():
+            source, source_id = f"torchvision CIFAR10 at {root}", "cifar10"
+            loader = lambda: _torchvision(root, split, subset, download=False)  # noqa: E731
+        else:
+            raise _missing_data_error(split, f"{root} has neither {split}/<class>/ folders nor cifar-10-batches-py")
+    else:
+        tv_root = cache_dir() / "cifar10"
+        source, source_id = f"torchvision CIFAR10 at {tv_root}", "cifar10"
+
+        def loader():
+            try:
+                return _torchvision(tv_root, split, subset, download=download)
+            except (RuntimeError, OSError) as exc:  # no internet, or download=False with nothing there
+                raise _missing_data_error(split, f"torchvision could not load or download it ({exc})") from exc
+
+    key = hashlib.sha256(f"{source}|{split}|{subset}".encode()).hexdigest()[:12]
+    cache = cache_dir() / "data" / f"{source_id}-{split}-{subset or 'all'}-{key}.pt"
+    if cache.exists():
+        images, labels = torch.load(cache, weights_only=True).values()
+    else:
+        images, labels = loader()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save({"images": images, "labels": labels}, tmp)
+        tmp.replace(cache)
+    return ImageData(images, labels, split, source, source_id)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images in 0..255 -> float32 in [-1, 1]."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images (0..255), got {images.dtype}")
+    return images.float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] -> uint8 (rounded; values outside [-1, 1] saturate at 0 and 255, as any
+    8-bit image format would store them)."""
+    if not x.is_floating_point():
+        raise TypeError(f"expected float images in [-1, 1], got {x.dtype}")
+    return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def image_batches(images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None,
+                  flip: bool = True, generator: torch.Generator | None = None):
+    """Endless random batches drawn where ``images`` lie (put them on the GPU: no DataLoader).
+
+    Yields float32 (B, 3, H, W) in [-1, 1], horizontally flipped at random when ``flip``;
+    with ``labels``, yields (images, labels). ``generator`` must live on the images' device.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise TypeError(f"expected (N, C, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}")
+    if labels is not None and labels.shape != images.shape[:1]:
+        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    if not 1 <= batch_size:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n, dev = images.shape[0], images.device
+    while True:
+        idx = torch.randint(0, n, (batch_size,), device=dev, generator=generator)
+        x = to_float(images[idx])
+        if flip:
+            mirror = torch.rand(batch_size, device=dev, generator=generator) < 0.5
+            x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+        yield x if labels is None else (x, labels[idx])

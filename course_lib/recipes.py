@@ -1,0 +1,72 @@
+"""Recipes: how each reusable model is trained at each profile, in one place, so the chapter that
+introduces a model and the later chapters that load it (or train it again) use the same function.
+
+    vae_recipe(profile)                   the chapter 2 VAE's sizes and schedule
+    train_vae(recipe, images, ...)        trains one VAE with the shared training loop
+    chapter2_vae(profile, device)         load the saved chapter 2 VAE, or train and save it
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import torch
+
+from .artifacts import ArtifactError, load_artifact, save_artifact
+from .data.cifar import image_batches, load_cifar10
+from .models.vae import VAE, VAEConfig
+from .profiles import Profile
+from .training import TrainConfig, TrainResult, train
+from .vae import VAELoss
+
+
+def vae_recipe(profile: Profile) -> dict[str, Any]:
+    """The chapter 2 VAE per profile: model sizes (VAEConfig fields) and training settings."""
+    return profile.choose(
+        smoke=dict(model=dict(base_channels=16, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
+                   steps=250, batch=32, lr=1e-3, beta=1.0, ema_decay=0.99, train_images=2_000),
+        colab=dict(model=dict(base_channels=64, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
+                   steps=15_000, batch=128, lr=5e-4, beta=1.0, ema_decay=0.999, train_images=None),
+        full=dict(model=dict(base_channels=128, channel_mult=(1, 2, 2), blocks_per_level=2, latent_channels=4),
+                  steps=40_000, batch=256, lr=5e-4, beta=1.0, ema_decay=0.999, train_images=None),
+    )
+
+
+def train_vae(recipe: dict[str, Any], images: torch.Tensor, *, beta: float | None = None, steps: int | None = None,
+              model_overrides: dict[str, Any] | None = None, seed: int = 0, progress: bool = True) -> TrainResult:
+    """Trains a VAE on uint8 ``images`` (N, 3, 32, 32), on their device, with the recipe's settings
+    (``beta``, ``steps`` and model fields may be overridden, e.g. for a sweep). Returns the loop's result;
+    ``result.ema`` is the model to use."""
+    torch.manual_seed(seed)
+    config = VAEConfig(**{**recipe["model"], **(model_overrides or {})})
+    vae = VAE(config).to(images.device)
+    gen = torch.Generator(images.device).manual_seed(seed)
+    cfg = TrainConfig(steps=steps if steps is not None else recipe["steps"], lr=recipe["lr"],
+                      ema_decay=recipe["ema_decay"], warmup_steps=min(500, recipe["steps"] // 10),
+                      log_every=max(1, (steps or recipe["steps"]) // 25), progress=progress)
+    return train(vae, VAELoss(recipe["beta"] if beta is None else beta), image_batches(images, recipe["batch"], generator=gen), cfg)
+
+
+def _build_vae(config: dict[str, Any]) -> VAE:
+    model = dict(config["model"])
+    return VAE(VAEConfig(**{**model, "channel_mult": tuple(model["channel_mult"])}))
+
+
+def chapter2_vae(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False) -> tuple[VAE, dict]:
+    """The chapter 2 VAE for ``profile``: loaded from its artifact, else trained with ``train_vae`` on
+    CIFAR-10's training set and saved (what chapter 6 calls)."""
+    name = f"ch02_vae-{profile.name}"
+    if not retrain:
+        try:
+            return load_artifact(name, _build_vae, map_location=device)
+        except ArtifactError as err:
+            if "corrupted" in str(err):
+                raise
+    recipe = vae_recipe(profile)
+    data = load_cifar10("train", subset=recipe["train_images"])
+    result = train_vae(recipe, data.images.to(device))
+    config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id}
+    save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.train_vae",
+                  seconds=result.seconds)
+    return load_artifact(name, _build_vae, map_location=device)
