@@ -25,7 +25,7 @@ def vae_recipe(profile: Profile) -> dict[str, Any]:
     """The chapter 2 VAE per profile: model sizes (VAEConfig fields) and training settings."""
     return profile.choose(
         smoke=dict(model=dict(base_channels=16, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
-                   steps=250, batch=32, lr=1e-3, beta=1.0, ema_decay=0.99, train_images=2_000),
+                   steps=200, batch=32, lr=1e-3, beta=1.0, ema_decay=0.99, train_images=2_000),
         colab=dict(model=dict(base_channels=64, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
                    steps=15_000, batch=128, lr=5e-4, beta=1.0, ema_decay=0.999, train_images=None),
         full=dict(model=dict(base_channels=128, channel_mult=(1, 2, 2), blocks_per_level=2, latent_channels=4),

@@ -11,6 +11,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tests/setup_env.sh
 export COURSE_PROFILE=smoke
+# CIFAR-10 offline: the shared JPEG copy next to the repository, unless COURSE_DATA says otherwise.
+if [ -z "${COURSE_DATA:-}" ] && [ -d ../shared/data/cifar10-jpeg/train ]; then
+  COURSE_DATA="$(cd ../shared/data/cifar10-jpeg && pwd)"
+  export COURSE_DATA
+fi
+echo "COURSE_DATA=${COURSE_DATA:-<unset: torchvision will try to download CIFAR-10>}"
 SECONDS=0
 step() { echo; echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 

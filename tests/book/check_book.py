@@ -400,16 +400,22 @@ class PageResult:
 
 
 def take_screenshot(driver, path: Path) -> None:
-    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-    size = metrics.get("cssContentSize") or metrics["contentSize"]
-    width, height = int(size["width"]), min(int(size["height"]), 16000)
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {"format": "png", "captureBeyondViewport": True,
-         "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}},
-    )
+    """A full-page PNG: the viewport is made as tall as the page (capturing "beyond the viewport"
+    instead re-lays out some pages with the content shifted sideways)."""
     import base64
 
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics.get("cssContentSize") or metrics["contentSize"]
+    viewport = metrics.get("cssLayoutViewport") or metrics["layoutViewport"]
+    width, height = int(viewport["clientWidth"]), min(int(size["height"]), 16000)
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.5)  # let the taller viewport lay out and paint
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     path.write_bytes(base64.b64decode(shot["data"]))
 
 

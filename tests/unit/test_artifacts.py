@@ -22,3 +22,26 @@ def test_round_trip_and_checksum(tmp_path):
 def test_missing_artifact_says_what_to_do(tmp_path):
     with pytest.raises(ArtifactError, match="not found.*Run the chapter"):
         load_artifact("nothing", lambda cfg: nn.Linear(1, 1), directory=tmp_path)
+
+
+def test_chapter2_vae_trains_saves_then_loads(tmp_path, monkeypatch):
+    """Train-or-load: the first call trains with the recipe and saves; the second loads the same weights."""
+    from PIL import Image
+
+    import course_lib.recipes as recipes
+    from course_lib.data import CIFAR10_CLASSES
+    from course_lib.profiles import get_profile
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    for name in CIFAR10_CLASSES:
+        (tmp_path / "data/train" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (100, 50, 0)).save(tmp_path / "data/train" / name / "0000.jpg")
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
+    tiny = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
+                steps=2, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
+    monkeypatch.setattr(recipes, "vae_recipe", lambda profile: tiny)
+    vae, meta = recipes.chapter2_vae(get_profile("smoke"))
+    assert meta["profile"] == "smoke" and meta["config"]["recipe"]["steps"] == 2
+    monkeypatch.setattr(recipes, "train_vae", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    again, _ = recipes.chapter2_vae(get_profile("smoke"))
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), again.state_dict().values()))

