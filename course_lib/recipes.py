@@ -4,6 +4,9 @@ introduces a model and the later chapters that load it (or train it again) use t
     vae_recipe(profile)                   the chapter 2 VAE's sizes and schedule
     train_vae(recipe, images, ...)        trains one VAE with the shared training loop
     chapter2_vae(profile, device)         load the saved chapter 2 VAE, or train and save it
+    ddpm_recipe(profile)                  the chapter 3 U-Net's sizes and schedule
+    train_ddpm(recipe, images, ...)       trains one epsilon-prediction U-Net (DDPM's simple loss)
+    chapter3_unet(profile, device)        load the saved chapter 3 U-Net, or train and save it
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import torch
 
 from .artifacts import ArtifactError, load_artifact, save_artifact
 from .data.cifar import image_batches, load_cifar10
+from .diffusion import EpsilonLoss
+from .models.unet import UNet, UNetConfig
 from .models.vae import VAE, VAEConfig
+from .schedules import make_schedule
 from .profiles import Profile
 from .training import TrainConfig, TrainResult, train
 from .vae import VAELoss
@@ -70,3 +76,59 @@ def chapter2_vae(profile: Profile, device: torch.device | str = "cpu", retrain: 
     save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.train_vae",
                   seconds=result.seconds)
     return load_artifact(name, _build_vae, map_location=device)
+
+
+def ddpm_recipe(profile: Profile) -> dict[str, Any]:
+    """The chapter 3 DDPM per profile: U-Net sizes (a named UNetConfig), schedule and training settings.
+    ``full`` is DDPM's CIFAR-10 recipe (lr 2e-4, warm-up 5k, batch 128, EMA 0.9999) at fewer steps."""
+    return profile.choose(
+        smoke=dict(unet="tiny", schedule="linear", num_steps=1000, steps=300, batch=32, lr=1e-3, warmup=30,
+                   ema_decay=0.99, train_images=2_000),
+        colab=dict(unet="small", schedule="linear", num_steps=1000, steps=30_000, batch=128, lr=2e-4, warmup=1_000,
+                   ema_decay=0.9995, train_images=None),
+        full=dict(unet="ddpm_cifar10", schedule="linear", num_steps=1000, steps=100_000, batch=128, lr=2e-4,
+                  warmup=5_000, ema_decay=0.9999, train_images=None),
+    )
+
+
+def unet_config(recipe: dict[str, Any], **overrides) -> UNetConfig:
+    return {"tiny": UNetConfig.tiny, "small": UNetConfig.small, "ddpm_cifar10": UNetConfig.ddpm_cifar10}[recipe["unet"]](**overrides)
+
+
+def train_ddpm(recipe: dict[str, Any], images: torch.Tensor, *, loss_fn=None, steps: int | None = None,
+               schedule_name: str | None = None, model: UNet | None = None, seed: int = 0, progress: bool = True,
+               checkpoint_path=None) -> TrainResult:
+    """Trains a U-Net on uint8 ``images`` (N, 3, 32, 32) on their device with DDPM's simple loss
+    (or ``loss_fn(model, x0)``), continuing ``model`` if given. Returns the loop's result."""
+    torch.manual_seed(seed)
+    schedule = make_schedule(schedule_name or recipe["schedule"], recipe["num_steps"])
+    model = model if model is not None else UNet(unet_config(recipe)).to(images.device)
+    gen = torch.Generator(images.device).manual_seed(seed)
+    n = steps if steps is not None else recipe["steps"]
+    cfg = TrainConfig(steps=n, lr=recipe["lr"], warmup_steps=recipe["warmup"], ema_decay=recipe["ema_decay"],
+                      log_every=max(1, n // 25), progress=progress, checkpoint_path=checkpoint_path)
+    return train(model, loss_fn or EpsilonLoss(schedule), image_batches(images, recipe["batch"], generator=gen), cfg)
+
+
+def _build_unet(config: dict[str, Any]) -> UNet:
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}  # JSON lists -> tuples
+    return UNet(UNetConfig(**fields))
+
+
+def chapter3_unet(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False) -> tuple[UNet, dict]:
+    """The chapter 3 EMA U-Net for ``profile`` (epsilon prediction, the recipe's schedule): loaded from its
+    artifact, else trained with ``train_ddpm`` on CIFAR-10's training set and saved (what chapter 4 calls)."""
+    name = f"ch03_unet-{profile.name}"
+    if not retrain:
+        try:
+            return load_artifact(name, _build_unet, map_location=device)
+        except ArtifactError as err:
+            if "corrupted" in str(err):
+                raise
+    recipe = ddpm_recipe(profile)
+    data = load_cifar10("train", subset=recipe["train_images"])
+    result = train_ddpm(recipe, data.images.to(device))
+    config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id}
+    save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.train_ddpm",
+                  seconds=result.seconds)
+    return load_artifact(name, _build_unet, map_location=device)

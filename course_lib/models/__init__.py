@@ -2,6 +2,7 @@
 
 from .embeddings import sinusoidal_embedding
 from .mlp import MLPDenoiser, MLPConfig
+from .unet import UNet, UNetConfig
 from .vae import VAE, VAEConfig
 
-__all__ = ["sinusoidal_embedding", "MLPDenoiser", "MLPConfig", "VAE", "VAEConfig"]
+__all__ = ["sinusoidal_embedding", "MLPDenoiser", "MLPConfig", "UNet", "UNetConfig", "VAE", "VAEConfig"]

@@ -45,3 +45,26 @@ def test_chapter2_vae_trains_saves_then_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(recipes, "train_vae", lambda *a, **k: pytest.fail("trained again instead of loading"))
     again, _ = recipes.chapter2_vae(get_profile("smoke"))
     assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), again.state_dict().values()))
+
+
+def test_chapter3_unet_trains_saves_then_loads(tmp_path, monkeypatch):
+    """The same train-or-load path for the chapter 3 U-Net (tiny recipe, 2 steps)."""
+    from PIL import Image
+
+    import course_lib.recipes as recipes
+    from course_lib.data import CIFAR10_CLASSES
+    from course_lib.profiles import get_profile
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    for name in CIFAR10_CLASSES:
+        (tmp_path / "data/train" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (0, 50, 100)).save(tmp_path / "data/train" / name / "0000.jpg")
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
+    tiny = dict(unet="tiny", schedule="linear", num_steps=1000, steps=2, batch=2, lr=1e-3, warmup=1,
+                ema_decay=0.9, train_images=None)
+    monkeypatch.setattr(recipes, "ddpm_recipe", lambda profile: tiny)
+    unet, meta = recipes.chapter3_unet(get_profile("smoke"))
+    assert unet.config == recipes.unet_config(tiny) and meta["produced_by"].endswith("train_ddpm")
+    monkeypatch.setattr(recipes, "train_ddpm", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    again, _ = recipes.chapter3_unet(get_profile("smoke"))
+    assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), again.state_dict().values()))

@@ -1,0 +1,254 @@
+"""The U-Net denoiser of DDPM (Ho et al. 2020, App. B; the PixelCNN++-style Wide ResNet backbone).
+
+Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see schedules.py).
+Float t is accepted too (it goes through the same sinusoidal features); continuous-time chapters
+pass times in step units.
+
+Names -> symbols:
+    x_t   x_t     the noised input, (B, in_channels, image_size, image_size); also 4-channel latents
+    t     t       (B,) steps
+    y     y       (B,) class labels in {0, ..., num_classes - 1}; the index num_classes is the
+                  learned null class that classifier-free guidance uses for eps(x_t, t, null)
+    emb           (B, time_embed_dim) time embedding MLP(sinusoidal(t)), plus a label embedding
+
+Architecture (DDPM's CIFAR-10 model with the defaults): a 3x3 input conv; per resolution level
+``num_res_blocks`` residual blocks (self-attention after each at ``attention_resolutions``) and a
+stride-2 conv down; a middle of res block, attention, res block; the mirror image going up with
+``num_res_blocks + 1`` blocks per level, each concatenating one skip from the way down, and
+nearest-neighbour upsampling followed by a 3x3 conv; GroupNorm, SiLU, a 3x3 output conv.
+Time conditioning is additive, as in DDPM: h += Linear(SiLU(emb)) between the two convs of each
+residual block (not Improved DDPM's scale-shift). As in DDPM, the last conv of every residual
+branch, the attention output projection and the output conv start at zero, so at initialization
+every block is the identity and the network outputs 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .embeddings import sinusoidal_embedding
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Defaults: DDPM's CIFAR-10 model (35.7M parameters). Named sizes: ``tiny``, ``small``, ``ddpm_cifar10``."""
+
+    in_channels: int = 3
+    out_channels: int | None = None  # None: same as in_channels (the prediction has x_t's shape)
+    image_size: int = 32
+    base_channels: int = 128  # also the width of the sinusoidal time features
+    channel_mult: tuple[int, ...] = (1, 2, 2, 2)  # widths 128, 256, 256, 256 at 32, 16, 8, 4 px
+    num_res_blocks: int = 2  # per level on the way down (one more on the way up)
+    attention_resolutions: tuple[int, ...] = (16,)  # side lengths (px) that get self-attention
+    head_dim: int | None = None  # None: one head as wide as the layer (DDPM)
+    dropout: float = 0.1
+    norm_groups: int = 32  # GroupNorm groups; a layer uses gcd(norm_groups, its width)
+    num_classes: int | None = None  # None: unconditional; int: label embedding + null class
+    time_embed_dim: int | None = None  # None: 4 * base_channels (DDPM)
+
+    def __post_init__(self) -> None:
+        levels = len(self.channel_mult)
+        if levels == 0 or self.image_size % 2 ** (levels - 1):
+            raise ValueError(f"image_size {self.image_size} must be divisible by 2^(len(channel_mult) - 1) "
+                             f"= {2 ** max(levels - 1, 0)} (channel_mult={self.channel_mult})")
+        if not set(self.attention_resolutions) <= set(self.resolutions):
+            raise ValueError(f"attention_resolutions {self.attention_resolutions} must be among the level "
+                             f"resolutions {self.resolutions}")
+        if self.base_channels % 2:
+            raise ValueError(f"base_channels must be even (sinusoidal features), got {self.base_channels}")
+        if self.head_dim is not None:  # every attention layer, the middle one included
+            widths = [self.base_channels * m for m, r in zip(self.channel_mult, self.resolutions)
+                      if r in self.attention_resolutions] + [self.base_channels * self.channel_mult[-1]]
+            if any(w % self.head_dim for w in widths):
+                raise ValueError(f"head_dim {self.head_dim} must divide the attention widths {widths}")
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """Side length at each level: (32, 16, 8, 4) for DDPM's CIFAR-10 model."""
+        return tuple(self.image_size // 2**i for i in range(len(self.channel_mult)))
+
+    @property
+    def emb_dim(self) -> int:
+        return self.time_embed_dim or 4 * self.base_channels
+
+    def num_heads(self, channels: int) -> int:
+        return 1 if self.head_dim is None else channels // self.head_dim
+
+    @classmethod
+    def tiny(cls, **overrides) -> UNetConfig:
+        """The ``smoke`` profile (CPU): 0.28M parameters, ~0.2 s per training step at batch 32 on 2 cores."""
+        sizes = dict(base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
+                     dropout=0.0, norm_groups=8)
+        return cls(**{**sizes, **overrides})
+
+    @classmethod
+    def small(cls, **overrides) -> UNetConfig:
+        """The ``colab`` profile (one T4): a quarter of DDPM's width and compute."""
+        sizes = dict(base_channels=64, channel_mult=(1, 2, 2), num_res_blocks=2, attention_resolutions=(16,),
+                     dropout=0.1, norm_groups=32)
+        return cls(**{**sizes, **overrides})
+
+    @classmethod
+    def ddpm_cifar10(cls, **overrides) -> UNetConfig:
+        """The ``full`` profile: DDPM's CIFAR-10 model, 35.7M parameters (DDPM Tab. 1, App. B)."""
+        return cls(**overrides)
+
+
+def _norm(channels: int, groups: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(groups, channels), channels)
+
+
+def _zero(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """skip(x) + conv(drop(SiLU(GN(conv(SiLU(GN(x))) + Linear(SiLU(emb)))))), a 1x1 skip when the width changes."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb_proj = nn.Linear(emb_dim, c_out)
+        self.norm2, self.dropout = _norm(c_out, groups), nn.Dropout(dropout)
+        self.conv2 = _zero(nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, c_out, H, W)
+        h = h + self.emb_proj(F.silu(emb))[:, :, None, None]  # additive time conditioning (DDPM)
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """x + proj(softmax(q k^T / sqrt(d)) v) over the H*W positions as tokens, [q, k, v] = Linear(GN(x))."""
+
+    def __init__(self, channels: int, num_heads: int, groups: int):
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"{num_heads} heads do not divide {channels} channels")
+        self.num_heads = num_heads
+        self.norm = _norm(channels, groups)
+        self.qkv = nn.Linear(channels, 3 * channels)  # output rows: q, then k, then v; each head-major
+        self.proj = _zero(nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C); a view for channels_last x
+        qkv = self.qkv(tokens).reshape(B, H * W, 3, self.num_heads, C // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, H*W, d), d contiguous (fused kernels need it)
+        h = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(d)) v, in the autocast dtype
+        h = self.proj(h.transpose(1, 2).reshape(B, H * W, C))  # (B, H*W, C)
+        return x + h.transpose(1, 2).reshape(B, C, H, W)
+
+
+class Block(nn.Module):
+    """A residual block, then self-attention if this resolution has it."""
+
+    def __init__(self, c_in: int, c_out: int, config: UNetConfig, attention: bool):
+        super().__init__()
+        c = config
+        self.res = ResBlock(c_in, c_out, c.emb_dim, c.dropout, c.norm_groups)
+        self.attn = SelfAttention(c_out, c.num_heads(c_out), c.norm_groups) if attention else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return self.attn(self.res(x, emb))
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        return self.conv(x)  # (B, C, H/2, W/2)
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t, y): called as ``model(x_t, t, y=None)``, returns a tensor shaped like x_t.
+
+    For a class-conditional model (``num_classes`` set), ``y=None`` means the null class for the
+    whole batch, and label ``num_classes`` in ``y`` means the null class for that sample (how
+    classifier-free guidance drops labels). Giving ``y`` to an unconditional model is an error.
+    """
+
+    def __init__(self, config: UNetConfig = UNetConfig()):
+        super().__init__()
+        self.config = c = config
+        ch, emb = c.base_channels, c.emb_dim
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.label_emb = nn.Embedding(c.num_classes + 1, emb) if c.num_classes is not None else None
+        self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
+
+        widths = [ch * m for m in c.channel_mult]
+        skips, width = [ch], ch  # channels of each skip connection, in the order they are made
+        self.down = nn.ModuleList()
+        for level, (w, res) in enumerate(zip(widths, c.resolutions)):
+            for _ in range(c.num_res_blocks):
+                self.down.append(Block(width, w, c, attention=res in c.attention_resolutions))
+                width = w
+                skips.append(width)
+            if level < len(widths) - 1:
+                self.down.append(Downsample(width))
+                skips.append(width)
+        self.mid = Block(width, width, c, attention=True)
+        self.mid2 = ResBlock(width, width, emb, c.dropout, c.norm_groups)
+        self.up = nn.ModuleList()
+        for level in reversed(range(len(widths))):
+            for _ in range(c.num_res_blocks + 1):
+                attention = c.resolutions[level] in c.attention_resolutions
+                self.up.append(Block(width + skips.pop(), widths[level], c, attention))
+                width = widths[level]
+            if level > 0:
+                self.up.append(Upsample(width))
+        self.out = nn.Sequential(_norm(width, c.norm_groups), nn.SiLU(),
+                                 _zero(nn.Conv2d(width, c.out_channels or c.in_channels, 3, padding=1)))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t (B, C, S, S), t (B,) steps (int or float), y (B,) integer labels or None -> (B, C_out, S, S)."""
+        self._check_inputs(x_t, t, y)
+        emb = self.time_mlp(sinusoidal_embedding(t, self.config.base_channels).to(x_t.dtype))  # (B, emb_dim)
+        if self.label_emb is not None:
+            if y is None:
+                y = torch.full((x_t.shape[0],), self.config.num_classes, dtype=torch.long, device=x_t.device)
+            emb = emb + self.label_emb(y)  # class conditioning: added to the time embedding
+        hs = [self.conv_in(x_t)]  # (B, base_channels, S, S); every output on the way down is a skip
+        for layer in self.down:
+            hs.append(layer(hs[-1], emb))
+        h = self.mid2(self.mid(hs[-1], emb), emb)
+        for layer in self.up:
+            h = layer(h, emb) if isinstance(layer, Upsample) else layer(torch.cat([h, hs.pop()], dim=1), emb)
+        return self.out(h)
+
+    def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
+        c = self.config
+        expected = (c.in_channels, c.image_size, c.image_size)
+        if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
+            raise ValueError(f"x_t must have shape (B, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}")
+        B = x_t.shape[0]
+        if not isinstance(t, torch.Tensor) or t.shape != (B,):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"t must be a tensor of shape ({B},), got {got}")
+        if y is None:
+            return
+        if c.num_classes is None:
+            raise ValueError("y was given to an unconditional model (UNetConfig.num_classes is None)")
+        if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
+            raise ValueError(f"y must be an integer tensor of shape ({B},) with labels in [0, {c.num_classes}] "
+                             f"({c.num_classes} = null class), got {y.dtype} {tuple(y.shape)}")
