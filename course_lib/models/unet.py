@@ -181,7 +181,8 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t, y): called as ``model(x_t, t, y=None)``, returns a tensor shaped like x_t.
+    """eps_theta(x_t, t, y), called as ``model(x_t, t, y=None)``; the output has x_t's shape (with
+    ``out_channels`` channels if that is set).
 
     For a class-conditional model (``num_classes`` set), ``y=None`` means the null class for the
     whole batch, and label ``num_classes`` in ``y`` means the null class for that sample (how
