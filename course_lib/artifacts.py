@@ -26,6 +26,10 @@ class ArtifactError(RuntimeError):
     """A missing or corrupted artifact; the message says which file and what to do."""
 
 
+class ArtifactMissingError(ArtifactError):
+    """The artifact's files are not there (train-or-load callers then train it)."""
+
+
 def artifact_dir() -> Path:
     return cache_dir() / "artifacts"
 
@@ -61,12 +65,12 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
 
 def load_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module], *, directory: Path | None = None,
                   map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Returns (model built by ``build(config)`` with the saved weights, metadata). Raises ArtifactError
-    if the files are missing or the weights' SHA-256 differs from the one recorded."""
+    """Returns (model built by ``build(config)`` with the saved weights, metadata). Raises ArtifactMissingError
+    if the files are missing, ArtifactError if the weights' SHA-256 differs from the one recorded."""
     directory = Path(directory or artifact_dir())
     weights, meta_path = directory / f"{name}.pt", directory / f"{name}.json"
     if not weights.exists() or not meta_path.exists():
-        raise ArtifactError(f"artifact {name!r} not found: expected {weights} and {meta_path}. "
+        raise ArtifactMissingError(f"artifact {name!r} not found: expected {weights} and {meta_path}. "
                             f"Run the chapter that trains it (or its train function) to create it.")
     meta = json.loads(meta_path.read_text())
     actual = sha256_file(weights)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .artifacts import ArtifactError, load_artifact, save_artifact
+from .artifacts import ArtifactMissingError, load_artifact, save_artifact
 from .data.cifar import image_batches, load_cifar10
 from .diffusion import EpsilonLoss
 from .models.unet import UNet, UNetConfig
@@ -54,28 +54,37 @@ def train_vae(recipe: dict[str, Any], images: torch.Tensor, *, beta: float | Non
     return train(vae, VAELoss(recipe["beta"] if beta is None else beta), image_batches(images, recipe["batch"], generator=gen), cfg)
 
 
+def _model_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved artifact's model config as dataclass fields (JSON stores tuples as lists)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}
+
+
 def _build_vae(config: dict[str, Any]) -> VAE:
-    model = dict(config["model"])
-    return VAE(VAEConfig(**{**model, "channel_mult": tuple(model["channel_mult"])}))
+    return VAE(VAEConfig(**_model_fields(config)))
+
+
+def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, recipe_fn, train_fn):
+    """Loads artifact ``name``; if it is missing (or ``retrain``), trains ``train_fn(recipe, images)`` on
+    CIFAR-10's training set with ``recipe_fn(profile)``, saves the EMA model and loads it back.
+    A corrupted artifact is an error, never retrained over silently."""
+    if not retrain:
+        try:
+            return load_artifact(name, build, map_location=device)
+        except ArtifactMissingError:
+            pass
+    recipe = recipe_fn(profile)
+    data = load_cifar10("train", subset=recipe["train_images"])
+    result = train_fn(recipe, data.images.to(device))
+    config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id}
+    save_artifact(name, result.ema, config, profile=profile.name,
+                  produced_by=f"course_lib.recipes.{train_fn.__name__}", seconds=result.seconds)
+    return load_artifact(name, build, map_location=device)
 
 
 def chapter2_vae(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False) -> tuple[VAE, dict]:
     """The chapter 2 VAE for ``profile``: loaded from its artifact, else trained with ``train_vae`` on
     CIFAR-10's training set and saved (what chapter 6 calls)."""
-    name = f"ch02_vae-{profile.name}"
-    if not retrain:
-        try:
-            return load_artifact(name, _build_vae, map_location=device)
-        except ArtifactError as err:
-            if "corrupted" in str(err):
-                raise
-    recipe = vae_recipe(profile)
-    data = load_cifar10("train", subset=recipe["train_images"])
-    result = train_vae(recipe, data.images.to(device))
-    config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id}
-    save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.train_vae",
-                  seconds=result.seconds)
-    return load_artifact(name, _build_vae, map_location=device)
+    return _train_or_load(f"ch02_vae-{profile.name}", _build_vae, profile, device, retrain, vae_recipe, train_vae)
 
 
 def ddpm_recipe(profile: Profile) -> dict[str, Any]:
@@ -111,24 +120,10 @@ def train_ddpm(recipe: dict[str, Any], images: torch.Tensor, *, loss_fn=None, st
 
 
 def _build_unet(config: dict[str, Any]) -> UNet:
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}  # JSON lists -> tuples
-    return UNet(UNetConfig(**fields))
+    return UNet(UNetConfig(**_model_fields(config)))
 
 
 def chapter3_unet(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False) -> tuple[UNet, dict]:
     """The chapter 3 EMA U-Net for ``profile`` (epsilon prediction, the recipe's schedule): loaded from its
     artifact, else trained with ``train_ddpm`` on CIFAR-10's training set and saved (what chapter 4 calls)."""
-    name = f"ch03_unet-{profile.name}"
-    if not retrain:
-        try:
-            return load_artifact(name, _build_unet, map_location=device)
-        except ArtifactError as err:
-            if "corrupted" in str(err):
-                raise
-    recipe = ddpm_recipe(profile)
-    data = load_cifar10("train", subset=recipe["train_images"])
-    result = train_ddpm(recipe, data.images.to(device))
-    config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id}
-    save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.train_ddpm",
-                  seconds=result.seconds)
-    return load_artifact(name, _build_unet, map_location=device)
+    return _train_or_load(f"ch03_unet-{profile.name}", _build_unet, profile, device, retrain, ddpm_recipe, train_ddpm)

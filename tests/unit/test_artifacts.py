@@ -4,7 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.artifacts import ArtifactError, load_artifact, save_artifact
+import course_lib.recipes as recipes
+from course_lib.artifacts import ArtifactError, ArtifactMissingError, load_artifact, save_artifact
+from course_lib.data import CIFAR10_CLASSES
+from course_lib.profiles import get_profile
 
 
 def test_round_trip_and_checksum(tmp_path):
@@ -20,23 +23,25 @@ def test_round_trip_and_checksum(tmp_path):
 
 
 def test_missing_artifact_says_what_to_do(tmp_path):
-    with pytest.raises(ArtifactError, match="not found.*Run the chapter"):
+    with pytest.raises(ArtifactMissingError, match="not found.*Run the chapter"):
         load_artifact("nothing", lambda cfg: nn.Linear(1, 1), directory=tmp_path)
 
 
-def test_chapter2_vae_trains_saves_then_loads(tmp_path, monkeypatch):
-    """Train-or-load: the first call trains with the recipe and saves; the second loads the same weights."""
+@pytest.fixture
+def one_image_per_class(tmp_path, monkeypatch):
+    """A CIFAR-10-shaped training folder with one flat image per class, and an empty cache."""
     from PIL import Image
-
-    import course_lib.recipes as recipes
-    from course_lib.data import CIFAR10_CLASSES
-    from course_lib.profiles import get_profile
 
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     for name in CIFAR10_CLASSES:
         (tmp_path / "data/train" / name).mkdir(parents=True)
         Image.new("RGB", (32, 32), (100, 50, 0)).save(tmp_path / "data/train" / name / "0000.jpg")
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
+    return tmp_path
+
+
+def test_chapter2_vae_trains_saves_then_loads(one_image_per_class, monkeypatch):
+    """Train-or-load: the first call trains with the recipe and saves; the second loads the same weights."""
     tiny = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
                 steps=2, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
     monkeypatch.setattr(recipes, "vae_recipe", lambda profile: tiny)
@@ -47,19 +52,8 @@ def test_chapter2_vae_trains_saves_then_loads(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), again.state_dict().values()))
 
 
-def test_chapter3_unet_trains_saves_then_loads(tmp_path, monkeypatch):
+def test_chapter3_unet_trains_saves_then_loads(one_image_per_class, monkeypatch):
     """The same train-or-load path for the chapter 3 U-Net (tiny recipe, 2 steps)."""
-    from PIL import Image
-
-    import course_lib.recipes as recipes
-    from course_lib.data import CIFAR10_CLASSES
-    from course_lib.profiles import get_profile
-
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    for name in CIFAR10_CLASSES:
-        (tmp_path / "data/train" / name).mkdir(parents=True)
-        Image.new("RGB", (32, 32), (0, 50, 100)).save(tmp_path / "data/train" / name / "0000.jpg")
-    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
     tiny = dict(unet="tiny", schedule="linear", num_steps=1000, steps=2, batch=2, lr=1e-3, warmup=1,
                 ema_decay=0.9, train_images=None)
     monkeypatch.setattr(recipes, "ddpm_recipe", lambda profile: tiny)
@@ -68,3 +62,16 @@ def test_chapter3_unet_trains_saves_then_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(recipes, "train_ddpm", lambda *a, **k: pytest.fail("trained again instead of loading"))
     again, _ = recipes.chapter3_unet(get_profile("smoke"))
     assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), again.state_dict().values()))
+
+
+def test_train_or_load_refuses_a_corrupted_artifact(one_image_per_class, monkeypatch):
+    tiny = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
+                steps=1, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
+    monkeypatch.setattr(recipes, "vae_recipe", lambda profile: tiny)
+    recipes.chapter2_vae(get_profile("smoke"))
+    weights = one_image_per_class / "cache/artifacts/ch02_vae-smoke.pt"
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match="corrupted"):
+        recipes.chapter2_vae(get_profile("smoke"))
