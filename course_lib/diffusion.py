@@ -7,6 +7,7 @@ samplers can also use them at "step -1", the data end, where alpha_bar = 1.
 Names -> symbols:
     x0         x_0        a clean sample
     x_t        x_t        the noised sample at step t
+    mean, var  mu_tilde_t, beta_tilde_t   mean and variance of the posterior q(x_{t-1} | x_t, x0) (DDPM Eq. 7)
     eps        epsilon    standard Gaussian noise, x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps
     v          v_t        the velocity target sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (Salimans & Ho 2022)
     alpha_bar  alpha_bar_t
@@ -67,6 +68,30 @@ def add_noise(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int,
     check_timesteps(t, x0.shape[0], schedule.num_steps)
     a_bar = gather(schedule.alpha_bar, t, x0)
     return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * noise  # DDPM Eq. 4
+
+
+def q_posterior(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor,
+                t: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the forward posterior q(x_{t-1} | x_t, x0) (DDPM Eqs. 6-7).
+
+    Args:
+        x0, x_t: (B, ...) floating point, same shape.
+        t: integer steps, (B,) long or a Python int. At t = 0 the "previous" state is x0 itself:
+            alpha_bar_{-1} = 1, so the mean is x0 and the variance 0.
+    Returns:
+        (mean, var): mean of x_t's shape; var (beta_tilde_t) broadcastable to it, (B, 1, ..., 1).
+    """
+    if x0.shape != x_t.shape:
+        raise ValueError(f"x0 and x_t must share a shape; got {tuple(x0.shape)} and {tuple(x_t.shape)}")
+    check_timesteps(t, x_t.shape[0], schedule.num_steps)
+    t = torch.as_tensor(t)
+    a_bar = gather(schedule.alpha_bar, t, x_t)
+    a_bar_prev = gather(torch.cat([torch.ones(1, dtype=torch.float64), schedule.alpha_bar[:-1]]), t, x_t)
+    beta_t = 1 - a_bar / a_bar_prev
+    mean = (a_bar_prev.sqrt() * beta_t / (1 - a_bar)) * x0 \
+        + ((1 - beta_t).sqrt() * (1 - a_bar_prev) / (1 - a_bar)) * x_t  # DDPM Eq. 7, mu_tilde_t
+    var = (1 - a_bar_prev) / (1 - a_bar) * beta_t  # DDPM Eq. 7, beta_tilde_t
+    return mean, var
 
 
 class EpsilonLoss:

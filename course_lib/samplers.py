@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from .diffusion import check_timesteps, eps_to_score, gather
+from .diffusion import check_timesteps, eps_to_score, gather, q_posterior
 from .schedules import NoiseSchedule
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,20 +43,15 @@ def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Ten
         raise TypeError(f"t must be a Python int (one step for the whole batch), got {type(t).__name__}")
     check_timesteps(t, x_t.shape[0], schedule.num_steps)
     a_bar = gather(schedule.alpha_bar, t, x_t)
-    a_bar_prev = gather(schedule.alpha_bar, t - 1, x_t) if t > 0 else torch.ones_like(a_bar)
-    alpha_t = a_bar / a_bar_prev
-    beta_t = 1 - alpha_t
     x0_hat = (x_t - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()  # DDPM Eq. 15
     if clip_x0 is not None:
         x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
-    mean = (a_bar_prev.sqrt() * beta_t / (1 - a_bar)) * x0_hat \
-        + (alpha_t.sqrt() * (1 - a_bar_prev) / (1 - a_bar)) * x_t  # DDPM Eq. 7
+    mean, posterior_var = q_posterior(schedule, x0_hat, x_t, t)  # DDPM Eqs. 6-7 with x0 -> x0_hat
     if t == 0:
         return mean
-    if variance == "small":
-        var = ((1 - a_bar_prev) / (1 - a_bar) * beta_t).clamp(min=1e-20)  # beta_tilde_t, DDPM Eq. 7
-    else:
-        var = beta_t
+    # "small": the posterior variance beta_tilde_t; "large": beta_t (DDPM Sec. 3.2)
+    # (beta_t as 1 - alpha_bar_t / alpha_bar_{t-1}, as diffusers computes it)
+    var = posterior_var.clamp(min=1e-20) if variance == "small" else 1 - a_bar / gather(schedule.alpha_bar, t - 1, x_t)
     return mean + var.sqrt() * noise  # DDPM Algorithm 2, line 4
 
 

@@ -99,3 +99,27 @@ def test_add_noise_rejects_bad_tensors():
         add_noise(sch, torch.randn(2, 2), 0, torch.randn(2, 3))
     with pytest.raises(ValueError, match="dtype torch.float32"):
         add_noise(sch, torch.randn(2, 2), 0, torch.randn(2, 2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_q_posterior_is_the_gaussian_product_of_the_two_forward_factors(name):
+    """q(x_{t-1} | x_t, x0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x0): Bayes' rule for Gaussians, computed
+    independently of DDPM Eq. 7 from the precisions; and at t = 0 the posterior is x0 itself."""
+    from course_lib.diffusion import q_posterior
+
+    schedule = make_schedule(name, 1000)
+    g = torch.Generator().manual_seed(0)
+    t = torch.tensor([1, 5, 100, 500, 999])
+    x0, x_t = torch.randn(5, 3, 2, 2, generator=g, dtype=torch.float64), torch.randn(5, 3, 2, 2, generator=g, dtype=torch.float64)
+    mean, var = q_posterior(schedule, x0, x_t, t)
+    ab = schedule.alpha_bar
+    ab_prev, alpha, beta = ab[t - 1].view(-1, 1, 1, 1), schedule.alphas[t].view(-1, 1, 1, 1), schedule.betas[t].view(-1, 1, 1, 1)
+    precision = 1 / (1 - ab_prev) + alpha / beta
+    torch.testing.assert_close(var.expand_as(mean), (1 / precision).expand_as(mean), rtol=1e-9, atol=0)
+    torch.testing.assert_close(mean, (ab_prev.sqrt() * x0 / (1 - ab_prev) + alpha.sqrt() * x_t / beta) / precision,
+                               rtol=1e-9, atol=1e-12)
+    mean0, var0 = q_posterior(schedule, x0, x_t, 0)
+    torch.testing.assert_close(mean0, x0, rtol=0, atol=1e-12)
+    assert float(var0) == 0.0
+    with pytest.raises(ValueError, match="share a shape"):
+        q_posterior(schedule, x0, x_t[:, :1], t)
