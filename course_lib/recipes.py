@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .artifacts import ArtifactMissingError, load_artifact, save_artifact
+from .registry import resolve_artifact
 from .data.cifar import image_batches, load_cifar10
 from .diffusion import EpsilonLoss
 from .models.unet import UNet, UNetConfig
@@ -69,9 +70,9 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
     A corrupted artifact is an error, never retrained over silently."""
     if not retrain:
         try:
-            return load_artifact(name, build, map_location=device)
-        except ArtifactMissingError:
-            pass
+            return resolve_artifact(name, build, map_location=device)  # local cache, else the registry's download
+        except ArtifactMissingError as err:
+            print(f"{err}\nTraining it now with {train_fn.__name__} ({profile.name} recipe).")
     recipe = recipe_fn(profile)
     data = load_cifar10("train", subset=recipe["train_images"])
     result = train_fn(recipe, data.images.to(device))
