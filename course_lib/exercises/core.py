@@ -63,7 +63,7 @@ def _call(name: str, fn: Callable, case: dict[str, Any], where: str, hint: str) 
     try:
         return fn(**{key: v.clone() if isinstance(v, torch.Tensor) else v for key, v in case.items()})
     except NotImplementedError as err:
-        task = f"\n  {err}" if str(err) else ""
+        task = "".join(f"\n  {line}" for line in str(err).splitlines())  # a stub's exercise text
         raise ExerciseNotImplementedError(
             f"{name} is not implemented yet: replace `raise NotImplementedError` with your code, run that "
             f"cell, then this one.{task}\n  Hint: {hint}") from None
