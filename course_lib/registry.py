@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -77,7 +78,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
 
 def download_file(url: str, dest: Path, sha256: str, size: int, *, desc: str = "", progress: bool = True,
                   timeout: float = 60.0) -> Path:
-    """Downloads ``url`` to ``dest`` through ``dest.part``, checking ``size`` and ``sha256``.
+    """Downloads ``url`` to ``dest`` through a temporary file beside it, checking ``size`` and ``sha256``.
 
     Raises ArtifactError on a size or checksum mismatch (the partial file is deleted), and the
     urllib/OS error when the URL cannot be read.
@@ -85,7 +86,7 @@ def download_file(url: str, dest: Path, sha256: str, size: int, *, desc: str = "
     from tqdm.auto import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    part = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # one per process: ranks may download at once
     h, got = hashlib.sha256(), 0
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f, \
@@ -115,7 +116,9 @@ def _write_meta(name: str, entry: dict[str, Any], directory: Path) -> None:
             "hardware": entry["hardware"], "torch": entry.get("torch"), "produced_by": entry["command"],
             "train_seconds": entry.get("train_seconds"), "metrics": entry.get("metrics", {}),
             "source": entry["url"], "created": _dt.date.today().isoformat()}
-    (directory / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    tmp = directory / f"{name}.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(directory / f"{name}.json")
 
 
 def _fetch(name: str, entry: dict[str, Any], directory: Path, progress: bool) -> None:
