@@ -7,15 +7,20 @@ introduces a model and the later chapters that load it (or train it again) use t
     ddpm_recipe(profile)                  the chapter 3 U-Net's sizes and schedule
     train_ddpm(recipe, images, ...)       trains one epsilon-prediction U-Net (DDPM's simple loss)
     chapter3_unet(profile, device)        load the saved chapter 3 U-Net, or train and save it
+    REUSABLE_MODELS                       name -> its train-or-load function (what scripts/train.py trains)
+
+Under torchrun (see course_lib.distributed) every rank trains; rank 0 alone writes the artifact.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
+from . import distributed as dist
 from .artifacts import ArtifactMissingError, load_artifact, save_artifact
 from .registry import resolve_artifact
 from .data.cifar import image_batches, load_cifar10
@@ -41,7 +46,8 @@ def vae_recipe(profile: Profile) -> dict[str, Any]:
 
 
 def train_vae(recipe: dict[str, Any], images: torch.Tensor, *, beta: float | None = None, steps: int | None = None,
-              model_overrides: dict[str, Any] | None = None, seed: int = 0, progress: bool = True) -> TrainResult:
+              model_overrides: dict[str, Any] | None = None, seed: int = 0, progress: bool = True,
+              checkpoint_path=None) -> TrainResult:
     """Trains a VAE on uint8 ``images`` (N, 3, 32, 32), on their device, with the recipe's settings
     (``beta``, ``steps`` and model fields may be overridden, e.g. for a sweep). Returns the loop's result;
     ``result.ema`` is the model to use."""
@@ -51,7 +57,8 @@ def train_vae(recipe: dict[str, Any], images: torch.Tensor, *, beta: float | Non
     gen = torch.Generator(images.device).manual_seed(seed)
     cfg = TrainConfig(steps=steps if steps is not None else recipe["steps"], lr=recipe["lr"],
                       ema_decay=recipe["ema_decay"], warmup_steps=min(500, recipe["steps"] // 10),
-                      log_every=max(1, (steps or recipe["steps"]) // 25), progress=progress)
+                      log_every=max(1, (steps or recipe["steps"]) // 25), progress=progress,
+                      checkpoint_path=checkpoint_path, checkpoint_every=max(1, (steps or recipe["steps"]) // 20))
     return train(vae, VAELoss(recipe["beta"] if beta is None else beta), image_batches(images, recipe["batch"], generator=gen), cfg)
 
 
@@ -64,9 +71,11 @@ def _build_vae(config: dict[str, Any]) -> VAE:
     return VAE(VAEConfig(**_model_fields(config)))
 
 
-def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, recipe_fn, train_fn):
+def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, recipe_fn, train_fn,
+                   steps: int | None = None, checkpoint_path: str | Path | None = None):
     """Loads artifact ``name``; if it is missing (or ``retrain``), trains ``train_fn(recipe, images)`` on
-    CIFAR-10's training set with ``recipe_fn(profile)``, saves the EMA model and loads it back.
+    CIFAR-10's training set with ``recipe_fn(profile)`` (its ``steps`` replaced if given; resuming from
+    ``checkpoint_path`` if it exists), saves the EMA model and loads it back.
     A corrupted artifact is an error, never retrained over silently."""
     if not retrain:
         try:
@@ -74,18 +83,27 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
         except ArtifactMissingError as err:
             print(f"{err}\nTraining it now with {train_fn.__name__} ({profile.name} recipe).")
     recipe = recipe_fn(profile)
-    data = load_cifar10("train", subset=recipe["train_images"])
-    result = train_fn(recipe, data.images.to(device))
-    config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id}
-    save_artifact(name, result.ema, config, profile=profile.name,
-                  produced_by=f"course_lib.recipes.{train_fn.__name__}", seconds=result.seconds)
+    if steps is not None:
+        recipe = {**recipe, "steps": steps}
+    with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it
+        data = load_cifar10("train", subset=recipe["train_images"])
+    result = train_fn(recipe, data.images.to(device), checkpoint_path=checkpoint_path)
+    if dist.is_main():
+        config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id,
+                  "processes": dist.world_size()}
+        save_artifact(name, result.ema, config, profile=profile.name,
+                      produced_by=f"course_lib.recipes.{train_fn.__name__}", seconds=result.seconds)
+    dist.barrier()  # the other ranks wait for the files
     return load_artifact(name, build, map_location=device)
 
 
-def chapter2_vae(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False) -> tuple[VAE, dict]:
+def chapter2_vae(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
+                 steps: int | None = None, checkpoint_path: str | Path | None = None) -> tuple[VAE, dict]:
     """The chapter 2 VAE for ``profile``: loaded from its artifact, else trained with ``train_vae`` on
-    CIFAR-10's training set and saved (what chapter 6 calls)."""
-    return _train_or_load(f"ch02_vae-{profile.name}", _build_vae, profile, device, retrain, vae_recipe, train_vae)
+    CIFAR-10's training set and saved (what chapter 6 calls). ``steps`` replaces the recipe's (tests);
+    ``checkpoint_path``: resume from it and save to it."""
+    return _train_or_load(f"ch02_vae-{profile.name}", _build_vae, profile, device, retrain, vae_recipe, train_vae,
+                          steps, checkpoint_path)
 
 
 def ddpm_recipe(profile: Profile) -> dict[str, Any]:
@@ -116,7 +134,8 @@ def train_ddpm(recipe: dict[str, Any], images: torch.Tensor, *, loss_fn=None, st
     gen = torch.Generator(images.device).manual_seed(seed)
     n = steps if steps is not None else recipe["steps"]
     cfg = TrainConfig(steps=n, lr=recipe["lr"], warmup_steps=recipe["warmup"], ema_decay=recipe["ema_decay"],
-                      log_every=max(1, n // 25), progress=progress, checkpoint_path=checkpoint_path)
+                      log_every=max(1, n // 25), progress=progress, checkpoint_path=checkpoint_path,
+                      checkpoint_every=max(1, n // 20))
     return train(model, loss_fn or EpsilonLoss(schedule), image_batches(images, recipe["batch"], generator=gen), cfg)
 
 
@@ -124,7 +143,18 @@ def _build_unet(config: dict[str, Any]) -> UNet:
     return UNet(UNetConfig(**_model_fields(config)))
 
 
-def chapter3_unet(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False) -> tuple[UNet, dict]:
+def chapter3_unet(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
+                  steps: int | None = None, checkpoint_path: str | Path | None = None) -> tuple[UNet, dict]:
     """The chapter 3 EMA U-Net for ``profile`` (epsilon prediction, the recipe's schedule): loaded from its
-    artifact, else trained with ``train_ddpm`` on CIFAR-10's training set and saved (what chapter 4 calls)."""
-    return _train_or_load(f"ch03_unet-{profile.name}", _build_unet, profile, device, retrain, ddpm_recipe, train_ddpm)
+    artifact, else trained with ``train_ddpm`` on CIFAR-10's training set and saved (what chapter 4 calls).
+    ``steps`` and ``checkpoint_path`` as in ``chapter2_vae``."""
+    return _train_or_load(f"ch03_unet-{profile.name}", _build_unet, profile, device, retrain, ddpm_recipe, train_ddpm,
+                          steps, checkpoint_path)
+
+
+# The reusable models by name (their artifact is NAME-PROFILE): scripts/train.py trains them with the
+# chapters' own train-or-load functions, so a model trained there is the one the chapters load.
+REUSABLE_MODELS: dict[str, Callable[..., tuple[torch.nn.Module, dict]]] = {
+    "ch02_vae": chapter2_vae,
+    "ch03_unet": chapter3_unet,
+}

@@ -2,6 +2,11 @@
 torch.compile, a progress bar, periodic loss logging, and checkpoint save/resume.
 
 ``loss_fn(model, batch) -> scalar`` is the only chapter-specific piece (losses take the model).
+
+The same loop runs under ``torchrun`` (DistributedDataParallel, see ``course_lib.distributed``):
+``batches`` then yields the same global batch on every rank, each rank trains on its 1/N of
+the rows, DDP averages the gradients, the weights and EMA stay identical on every rank, the
+logged loss is the mean over ranks, and rank 0 alone writes checkpoints and shows progress.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from . import distributed as dist
 from .device import autocast_dtype
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -71,6 +78,18 @@ class TrainResult:
     steps_run: int = 0  # optimizer steps taken in this call
 
 
+class _Loss(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so that DDP sees every use of the weights
+    (a loss may call ``model.encode`` or ``model.decode`` rather than ``model(...)``)."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
 def _precision(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if config.precision == "auto":
         return autocast_dtype(device)
@@ -85,6 +104,9 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
     The model's device decides where training runs; batches must already be there.
     If ``config.checkpoint_path`` exists, training resumes from it (weights, EMA, optimizer,
     step count and loss history) and runs only the remaining steps.
+    Under torchrun, ``batches`` must yield the same global batches on every rank (same seed);
+    rank r trains on its rows (``distributed.shard``) and, if r > 0, re-seeds torch's generator
+    with its initial seed + r, so that the loss's own draws (t, noise) differ between ranks.
     """
     device = next(model.parameters()).device
     amp_dtype = _precision(config, device)
@@ -92,23 +114,29 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
     warmup = max(config.warmup_steps, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    forward_model = torch.compile(model) if config.compile else model
+    compute_loss = _Loss(forward_model, loss_fn)
+    rank, world = dist.rank(), dist.world_size()
+    if world > 1:  # broadcasts rank 0's weights now, averages the gradients in each backward pass
+        compute_loss = DistributedDataParallel(compute_loss, device_ids=[device] if device.type == "cuda" else None)
+        if rank > 0:
+            torch.manual_seed((torch.initial_seed() + rank) % 2**63)
     ema = EMA(model, config.ema_decay)
     history: list[tuple[int, float]] = []
     start = 0
     path = Path(config.checkpoint_path) if config.checkpoint_path else None
     if path is not None and path.exists():
         start, history = load_checkpoint(path, model, ema, optimizer, scheduler, scaler)
-    forward_model = torch.compile(model) if config.compile else model
 
     model.train()
     t0 = time.perf_counter()
     window: list[torch.Tensor] = []
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training",
-               disable=not config.progress, mininterval=1.0)
+               disable=not (config.progress and dist.is_main()), mininterval=1.0)
     for step in bar:
-        batch = next(batches)
+        batch = dist.shard(next(batches), rank, world)  # (B/N, ...): this rank's rows of the global batch
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = loss_fn(forward_model, batch)
+            loss = compute_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.grad_clip is not None:
@@ -120,16 +148,23 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
         ema.update(model)
         window.append(loss.detach())
         if len(window) == config.log_every or step + 1 == config.steps:
-            history.append((step + 1, torch.stack(window).float().mean().item()))
+            history.append((step + 1, dist.all_reduce_mean(torch.stack(window).float().mean()).item()))
             window.clear()
             bar.set_postfix(loss=f"{history[-1][1]:.4f}")
         if path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            save_checkpoint(path, step + 1, model, ema, optimizer, scheduler, scaler, history, config)
+            _save_on_main(path, step + 1, model, ema, optimizer, scheduler, scaler, history, config)
     bar.close()
     if path is not None and config.steps > start:
-        save_checkpoint(path, config.steps, model, ema, optimizer, scheduler, scaler, history, config)
+        _save_on_main(path, config.steps, model, ema, optimizer, scheduler, scaler, history, config)
     model.eval()
     return TrainResult(model, ema.model, history, time.perf_counter() - t0, max(config.steps - start, 0))
+
+
+def _save_on_main(path: Path, *state) -> None:
+    """Rank 0 writes the checkpoint (every rank holds the same state); the others wait for it."""
+    if dist.is_main():
+        save_checkpoint(path, *state)
+    dist.barrier()
 
 
 def save_checkpoint(path: Path, step: int, model: nn.Module, ema: EMA, optimizer, scheduler, scaler,
@@ -158,5 +193,6 @@ def load_checkpoint(path: Path, model: nn.Module, ema: EMA, optimizer, scheduler
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
-    print(f"Resumed from {path} at step {state['step']}.")
+    if dist.is_main():
+        print(f"Resumed from {path} at step {state['step']}.")
     return state["step"], [tuple(h) for h in state["history"]]

@@ -1,0 +1,58 @@
+"""Trains one of the course's reusable models with the chapters' own recipe, on one process or on
+several (PyTorch DDP under torchrun), and saves the artifact that the chapters then load.
+
+    python scripts/train.py ch03_unet --profile smoke                    one process
+    torchrun --standalone --nproc_per_node=4 scripts/train.py ch03_unet --profile full
+    torchrun --standalone --nproc_per_node=4 scripts/train.py ch03_unet --profile full --checkpoint runs/ch03.pt
+
+The recipe's batch is the global batch: each of the N processes trains on 1/N of it (it must divide
+evenly). Only rank 0 writes the checkpoint and the artifact (``<cache>/artifacts/NAME-PROFILE.pt``,
+``$COURSE_CACHE`` or ~/.cache/course_lib). See book/distributed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from course_lib import distributed as dist
+from course_lib.artifacts import artifact_dir
+from course_lib.profiles import PROFILES, get_profile
+from course_lib.recipes import REUSABLE_MODELS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a chapter's reusable model and save its artifact.")
+    parser.add_argument("model", choices=sorted(REUSABLE_MODELS), help="which model (its chapter's recipe)")
+    parser.add_argument("--profile", choices=list(PROFILES), default=None,
+                        help="run size (default: $COURSE_PROFILE, else smoke)")
+    parser.add_argument("--steps", type=int, default=None, help="replace the recipe's number of steps")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file: resume from it if it exists (any number of processes), save to it")
+    parser.add_argument("--retrain", action="store_true", help="train again even if the artifact exists")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    profile = get_profile(args.profile)
+    name = f"{args.model}-{profile.name}"
+    weights = artifact_dir() / f"{name}.pt"
+    if weights.exists() and not args.retrain:
+        print(f"{weights} exists already; pass --retrain to train {name} again.")
+        return
+    dist.init_from_env()
+    try:
+        device = dist.local_device()
+        if dist.is_main():
+            print(f"training {name} on {dist.world_size()} process(es), rank 0 on {device}")
+        _, meta = REUSABLE_MODELS[args.model](profile, device, retrain=True, steps=args.steps,
+                                              checkpoint_path=args.checkpoint)
+        if dist.is_main():
+            print(f"saved {weights} ({meta['config']['recipe']['steps']:,} steps in {meta['train_seconds']:.0f} s); "
+                  f"the chapters load it as {name}")
+    finally:
+        dist.close()
+
+
+if __name__ == "__main__":
+    main()
