@@ -35,10 +35,12 @@ from pathlib import Path
 # pyproject.toml's version (tests check both, and the repository URL of book/_config.yml).
 COURSE_REF = "v0.1.0"
 COLAB_CELL = (
+    "import os\n"
     "import sys\n"
     "\n"
-    'if "google.colab" in sys.modules:\n'
-    f'    %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@{COURSE_REF}"'
+    'if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU\n'
+    f'    %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@{COURSE_REF}"\n'
+    '    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU'
 )
 
 GENERATOR = "scripts/make_student_notebooks.py"

@@ -73,3 +73,23 @@ def test_small_multiples_and_frame_slider():
         frame_slider([png], ["a", "b"])
     with pytest.raises(ValueError, match="one title per panel"):
         small_multiples(clouds, ["a"])
+
+
+def test_jpeg_frames_and_animations_for_noisy_images():
+    import matplotlib.pyplot as plt
+
+    from course_lib.plotting import figure_jpeg
+
+    noise = torch.rand(16, 16, 3)
+    fig, ax = plt.subplots()
+    ax.imshow(noise.numpy())
+    jpeg = figure_jpeg(fig)
+    assert jpeg.startswith(b"\xff\xd8")
+    widget = frame_slider([jpeg, jpeg], ["a", "b"])
+    assert widget.children[1].children[0].children[1].format == "jpeg"
+    with pytest.raises(ValueError, match="PNG or JPEG"):
+        frame_slider([b"GIF89a"], ["a"])
+    html = animate(lambda ax, i: ax.imshow(noise.numpy()), num_frames=2, frame_format="jpeg").data
+    assert "data:image/jpeg;base64" in html and "data:image/png" not in html
+    with pytest.raises(ValueError, match="frame_format"):
+        animate(lambda ax, i: None, num_frames=1, frame_format="gif")

@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import subprocess
+import os
 import sys
 import tomllib
 import types
@@ -249,14 +250,16 @@ def test_colab_cell_survives_the_jupytext_round_trip_as_a_magic():
 
 
 def test_colab_cell_installs_on_colab_and_does_nothing_elsewhere(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
     calls = []
     shell = types.SimpleNamespace(run_line_magic=lambda name, line: calls.append((name, line)))
     _run(student.COLAB_CELL, namespace={"get_ipython": lambda: shell})
-    assert calls == []
+    assert calls == [] and "COURSE_PROFILE" not in os.environ
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     _run(student.COLAB_CELL, namespace={"get_ipython": lambda: shell})
     assert calls == [("pip", f'install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course'
                              f'@{student.COURSE_REF}"')]
+    assert os.environ["COURSE_PROFILE"] == "colab"
 
 
 @pytest.mark.parametrize("py", CHAPTER_PYS, ids=lambda p: p.stem)
