@@ -94,6 +94,15 @@ def _alpha_bar(schedule: NoiseSchedule, t: int) -> float:
     return float(schedule.alpha_bar[t]) if t >= 0 else 1.0
 
 
+def ddim_sigma(schedule: NoiseSchedule, t: int, t_prev: int, eta: float) -> float:
+    """sigma_t(eta) of a DDIM step t -> t_prev (DDIM Eq. 16): eta times the standard deviation of the
+    DDPM posterior between the two steps; 0 for eta = 0, and beta_tilde_t ** 0.5 for eta = 1, t_prev = t - 1."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta}")
+    a_bar, a_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev)
+    return eta * ((1 - a_prev) / (1 - a_bar) * (1 - a_bar / a_prev)) ** 0.5  # DDIM Eq. 16
+
+
 def ddim_step(schedule: NoiseSchedule, pred: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
               eta: float = 0.0, noise: torch.Tensor | None = None,
               prediction_type: str = "eps") -> torch.Tensor:
@@ -116,7 +125,7 @@ def ddim_step(schedule: NoiseSchedule, pred: torch.Tensor, t: int, t_prev: int, 
     a_bar, a_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev)
     x0_hat = pred_to_x0(pred, x_t, a_bar, prediction_type)
     eps_hat = pred_to_eps(pred, x_t, a_bar, prediction_type)
-    sigma = eta * ((1 - a_prev) / (1 - a_bar) * (1 - a_bar / a_prev)) ** 0.5  # DDIM Eq. 16
+    sigma = ddim_sigma(schedule, t, t_prev, eta)  # DDIM Eq. 16
     x_prev = a_prev ** 0.5 * x0_hat + (1 - a_prev - sigma ** 2) ** 0.5 * eps_hat  # DDIM Eq. 12
     if eta > 0:
         x_prev = x_prev + sigma * noise  # DDIM Eq. 12, the random noise term
@@ -174,3 +183,19 @@ def ddim_invert(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timeste
         x = a_to ** 0.5 * x0_hat + (1 - a_to) ** 0.5 * eps_hat  # DDIM Eq. 12 with eta = 0, run upwards (DDIM Sec. 4.3)
         kept.append(x)
     return (x, torch.stack(kept)) if keep_trajectory else x
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between two noise tensors of the same shape, per example:
+    sin((1 - w) theta) / sin(theta) z0 + sin(w theta) / sin(theta) z1, theta the angle between z0 and
+    z1 (flattened). Keeps the norm of Gaussian noise, which a straight line would shrink (by up to
+    sqrt(2) at w = 1/2); DDIM Sec. 5.3 interpolates x_T this way. ``weight``: a float or (B,) in [0, 1]."""
+    if z0.shape != z1.shape:
+        raise ValueError(f"z0 and z1 must share a shape; got {tuple(z0.shape)} and {tuple(z1.shape)}")
+    w = torch.as_tensor(weight, dtype=z0.dtype, device=z0.device).reshape(-1, *([1] * (z0.ndim - 1)))
+    a, b = z0.flatten(1), z1.flatten(1)
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+    theta = torch.arccos(cos.clamp(-1, 1)).reshape(-1, *([1] * (z0.ndim - 1)))  # (B, 1, ..., 1)
+    sin = torch.sin(theta)
+    out = (torch.sin((1 - w) * theta) * z0 + torch.sin(w * theta) * z1) / sin.clamp(min=1e-12)
+    return torch.where(sin > 1e-6, out, (1 - w) * z0 + w * z1)  # parallel z0, z1: the limit is the straight line

@@ -367,3 +367,38 @@ def test_bad_inputs_raise_clear_errors():
         ddim_step(sch, x, 50, 0, x, eta=0.5)
     with pytest.raises(ValueError, match="t_prev < t"):
         ddim_step(sch, x, 10, 20, x)
+
+
+def test_ddim_sigma_is_zero_at_eta_0_and_the_ddpm_posterior_std_at_eta_1():
+    from course_lib.diffusion import q_posterior
+    from course_lib.fast_samplers import ddim_sigma
+
+    schedule = make_schedule("cosine", 1000)
+    for t in (1, 10, 500, 999):
+        var = q_posterior(schedule, torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64), t)[1]
+        assert ddim_sigma(schedule, t, t - 1, 1.0) == pytest.approx(float(var) ** 0.5, rel=1e-12)
+        assert ddim_sigma(schedule, t, t - 1, 0.0) == 0.0
+    assert ddim_sigma(schedule, 0, -1, 1.0) == 0.0  # the last step to the data end adds no noise
+    with pytest.raises(ValueError, match="eta"):
+        ddim_sigma(schedule, 10, 5, 1.5)
+
+
+def test_slerp_hits_both_ends_and_moves_at_constant_angle_on_the_sphere():
+    from course_lib.fast_samplers import slerp
+
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64), torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(slerp(z0, z1, 0.0), z0)
+    torch.testing.assert_close(slerp(z0, z1, 1.0), z1)
+    u0, u1 = z0 / z0.flatten(1).norm(dim=1).view(-1, 1, 1, 1), z1 / z1.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    theta = torch.arccos((u0 * u1).flatten(1).sum(1))
+    for w in (0.25, 0.5, 0.8):
+        mid = slerp(u0, u1, w).flatten(1)
+        torch.testing.assert_close(mid.norm(dim=1), torch.ones(3, dtype=torch.float64))  # stays on the unit sphere
+        torch.testing.assert_close(torch.arccos((mid * u0.flatten(1)).sum(1)), w * theta)  # at angle w * theta from z0
+    torch.testing.assert_close(slerp(z0, z0, 0.3), z0)  # parallel inputs: no division by zero
+    per_example = slerp(z0, z1, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(per_example[0], z0[0])
+    torch.testing.assert_close(per_example[2], z1[2])
+    with pytest.raises(ValueError, match="share a shape"):
+        slerp(z0, z1[:, :1], 0.5)
