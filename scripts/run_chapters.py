@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -66,7 +67,9 @@ def merge(results: dict, entry: dict, root: Path = ROOT) -> dict:
 
 def write_results(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # replaced at once: readers never see half a file
+    tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def collect(py: Path, root: Path = ROOT) -> dict:
@@ -84,8 +87,10 @@ def _relative(path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("chapters", nargs="*", type=Path, help="chapter .py (or .ipynb) files; default: all in book/_toc.yml")
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="execute in this profile (required unless --collect-only)")
+    parser.add_argument("chapters", nargs="*", type=Path,
+                        help="chapter .py (or .ipynb) files; default: all in book/_toc.yml")
+    parser.add_argument("--profile", choices=sorted(PROFILES),
+                        help="execute in this profile (required unless --collect-only)")
     parser.add_argument("--collect-only", action="store_true", help="execute nothing: re-read the stored .ipynb files")
     parser.add_argument("--results", type=Path, default=ROOT / RESULTS, help=f"default: {RESULTS}")
     parser.add_argument("--no-page", action="store_true", help="leave book/results.md alone")
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.collect_only and args.profile:
         parser.error("--collect-only reads the profile each notebook was executed in; leave out --profile")
     chapters = [_relative(p) for p in args.chapters] or toc_chapters(ROOT)
-    results, failed = load_results(args.results), []
+    failed = []
     for py in chapters:
         try:
             if not args.collect_only:
@@ -110,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(py)
             continue
-        results = merge(results, entry)
+        # Re-read just before writing: another run may have recorded other chapters meanwhile.
+        results = merge(load_results(args.results), entry)
         write_results(results, args.results)  # after each chapter: a long run keeps what finished
         metrics = ", ".join(entry["metrics"]) or "no metrics reported yet"
         print(f"  {entry['chapter']} ({entry['profile']}, {entry['wall_seconds']} s): {metrics}", flush=True)
-    print(f"{args.results.relative_to(ROOT) if args.results.is_relative_to(ROOT) else args.results}: "
-          f"{len(results['entries'])} entries")
+    results = load_results(args.results)
+    print(f"{args.results}: {len(results['entries'])} entries")
     if not args.no_page:
         from make_results_page import write_page
 

@@ -175,10 +175,22 @@ def test_collect_refuses_notebooks_without_provenance_or_with_mixed_profiles(tmp
 def test_merge_replaces_one_chapter_and_profile_and_keeps_the_rest():
     def entry(chapter, profile, value):
         return {"chapter": chapter, "profile": profile, "metrics": {"m": {"value": value}}}
-    stored = {"entries": [entry("02_vae", "smoke", 1), entry("01_swiss_roll", "full", 2), entry("01_swiss_roll", "smoke", 3)]}
+    stored = {"entries": [entry("02_vae", "smoke", 1), entry("01_swiss_roll", "full", 2),
+                          entry("01_swiss_roll", "smoke", 3)]}
     merged = run_chapters.merge(stored, entry("01_swiss_roll", "smoke", 4))
     assert [(e["chapter"], e["profile"], e["metrics"]["m"]["value"]) for e in merged["entries"]] == [
         ("01_swiss_roll", "smoke", 4), ("01_swiss_roll", "full", 2), ("02_vae", "smoke", 1)]  # toc, then profile order
+
+
+def test_collect_only_command_keeps_the_entries_of_other_chapters(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    other = {"chapter": "09_lcm", "profile": "full", "metrics": {}}
+    path.write_text(json.dumps({"entries": [other]}))
+    py = toc_chapters(ROOT)[0]
+    assert run_chapters.main(["--collect-only", "--no-page", "--results", str(path), str(ROOT / py)]) == 0
+    entries = json.loads(path.read_text())["entries"]
+    assert [e["chapter"] for e in entries] == [py.parent.name, "09_lcm"]
+    assert entries[0]["command"] == f"python scripts/run_chapters.py --profile {entries[0]['profile']} {py.as_posix()}"
 
 
 # (d) the page ------------------------------------------------------------------------------
