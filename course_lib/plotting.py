@@ -65,12 +65,13 @@ def image_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None,
 
 
 def animate(draw: Callable[[plt.Axes, int], None], num_frames: int, figsize=(4.2, 4.2),
-            interval: int = 120, title: str | None = None, frame_format: str = "png"):
+            interval: int = 120, title: str | None = None, frame_format: str = "png", dpi: int | None = None):
     """An animation with its own play/step/slider controls that works in the static book.
 
     ``draw(ax, i)`` draws frame i on a cleared axis. Returns an ``IPython.display.HTML`` object
     made by matplotlib's ``to_jshtml`` (frames embedded as ``frame_format``: "png" for plots,
-    "jpeg" for noisy images, which PNG cannot compress); display it as a cell's result.
+    "jpeg" for noisy images, which PNG cannot compress; ``dpi``, default the figure's, sets their
+    size); display it as a cell's result.
     """
     from IPython.display import HTML
 
@@ -86,7 +87,7 @@ def animate(draw: Callable[[plt.Axes, int], None], num_frames: int, figsize=(4.2
     anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=interval, blit=False)
     if frame_format not in ("png", "jpeg"):
         raise ValueError(f"frame_format must be 'png' or 'jpeg', got {frame_format!r}")
-    with matplotlib.rc_context({"animation.frame_format": frame_format}):
+    with matplotlib.rc_context({"animation.frame_format": frame_format, "savefig.dpi": dpi or "figure"}):
         html = HTML(offline_jshtml(anim.to_jshtml(default_mode="once")))
     plt.close(fig)
     return html

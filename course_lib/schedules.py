@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -39,11 +40,12 @@ class NoiseSchedule:
     def num_steps(self) -> int:
         return self.betas.numel()
 
-    @property
+    # Computed once per schedule (samplers read them several times per step); treat them as read-only.
+    @cached_property
     def alphas(self) -> torch.Tensor:
         return 1.0 - self.betas
 
-    @property
+    @cached_property
     def alpha_bar(self) -> torch.Tensor:
         return torch.cumprod(self.alphas, dim=0)  # DDPM Eq. 4: alpha_bar_t = prod_s alpha_s
 
