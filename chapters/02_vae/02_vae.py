@@ -25,6 +25,14 @@
 # were produced by executing it in the profile and on the hardware that the set-up cell prints.
 
 # %%
+import os
+import sys
+
+if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
+    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
+    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+
+# %%
 import time
 
 import matplotlib.pyplot as plt
@@ -38,6 +46,7 @@ from course_lib.fid import fid, reference_stats
 from course_lib.models import VAE, VAEConfig
 from course_lib.plotting import image_grid
 from course_lib.recipes import train_vae, vae_recipe
+from course_lib.results import report
 from course_lib.vae import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
 
 profile = course_lib.get_profile()
@@ -433,6 +442,20 @@ path = save_artifact(
     metrics={"test_psnr_db": recon_psnr, "test_bits_per_dim": bpd,
              "recon_fid": recon_fid.value, "sample_fid": sample_fid.value, "fid_samples": n_fid})
 print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")
+
+# %% [markdown]
+# The chapter's headline numbers, recorded for the course's {doc}`Results page </book/results>`:
+
+# %%
+report({
+    "test_psnr": {"value": recon_psnr, "unit": "dB", "description": "reconstructions of test images (8-bit)",
+                  "samples": len(x_test)},
+    "test_bits_per_dim": {"value": bpd, "unit": "bits/dim", "samples": len(x_test), "paper": "vae_cifar10_bpd",
+                          "description": "negative ELBO (one sample of z) with the 8-bit correction"},
+    "recon_fid": {"value": recon_fid, "description": "test-image reconstructions"},
+    "sample_fid": {"value": sample_fid, "description": "samples from the prior"},
+}, notes={"data": str(test_data),
+          "training": f"{recipe['steps']:,} steps of batch {recipe['batch']} in {result.seconds:.0f} s"})
 
 # %% [markdown]
 # ## Summary
