@@ -30,6 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_table.py, when imported from a file path
+from _table import print_markdown_table  # noqa: E402
 from course_lib.data import image_batches, load_cifar10  # noqa: E402
 from course_lib.device import describe_hardware  # noqa: E402
 
@@ -126,12 +128,8 @@ def main(argv=None) -> None:
         print(f"  num_workers {workers}: done", flush=True)
     lines = [["pipeline", "num_workers", "images/s", "image_batches is x faster"]]
     lines += [[name, w, f"{ips:,.0f}", f"{rows[0][2] / ips:.1f}"] for name, w, ips in rows]
-    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
     print()
-    for i, r in enumerate(lines):
-        print("| " + " | ".join(s.ljust(w) if j == 0 else s.rjust(w) for j, (s, w) in enumerate(zip(r, widths))) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print_markdown_table(lines, left_align_first=True)
 
 
 if __name__ == "__main__":

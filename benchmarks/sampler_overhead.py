@@ -28,6 +28,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_table.py, when imported from a file path
+from _table import print_markdown_table  # noqa: E402
 from course_lib.device import describe_hardware  # noqa: E402
 from course_lib.fast_samplers import ddim_sample, timesteps  # noqa: E402
 from course_lib.models import UNet, UNetConfig  # noqa: E402
@@ -164,13 +166,9 @@ def print_table(rows) -> None:
                       f"{ms['diffusers']:.3f}", f"{ms['course_lib'] - ms['model']:.3f}",
                       f"{ms['diffusers'] - ms['model']:.3f}", f"{ms['diffusers'] / ms['course_lib']:.2f}",
                       f"{diff:.1e}"])
-    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     print("\nms/step = whole sampling call / steps; overhead = loop - model; "
           "ratio = diffusers / course_lib time (above 1: course_lib faster)")
-    for i, r in enumerate(lines):
-        print("| " + " | ".join(s.rjust(w) for s, w in zip(r, widths)) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print_markdown_table(lines)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_table.py, when imported from a file path
+from _table import print_markdown_table  # noqa: E402
 from course_lib.device import describe_hardware  # noqa: E402
 from course_lib.models.unet import Block, SelfAttention, UNet, UNetConfig  # noqa: E402
 
@@ -289,12 +291,8 @@ def print_table(rows, device: torch.device) -> None:
         if mem:
             line += [_fmt(get(a, "step_gib")), _fmt(get(b, "step_gib"))]
         lines.append(line)
-    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     print("\nratio = course_lib / diffusers (above 1: course_lib faster)")
-    for i, r in enumerate(lines):
-        print("| " + " | ".join(s.rjust(w) for s, w in zip(r, widths)) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print_markdown_table(lines)
 
 
 if __name__ == "__main__":
