@@ -1,9 +1,10 @@
 """course_lib: the tested reference implementations behind *Diffusion from Scratch*.
 
 Modules by concern: profiles and device (set-up), schedules, diffusion (forward process and
-losses), samplers, models, vae (ELBO terms), data, training, recipes (how reusable models are
-trained), artifacts (saved models with checksums), metrics and fid, results (a chapter's headline
-numbers, for the Results page), plotting, exercises, notebooks.
+losses), samplers, guidance (classifier-free and classifier guidance), models, vae (ELBO terms),
+data, training, recipes (how reusable models are trained), artifacts (saved models with
+checksums), metrics and fid, results (a chapter's headline numbers, for the Results page),
+plotting, exercises, notebooks.
 
 Time convention, for every module: integer steps t in {0, ..., T-1}, t = 0 nearest the data;
 continuous time s = (t + 1) / T in (0, 1], s -> 0 data, s = 1 noise. See the notation page.

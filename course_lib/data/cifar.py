@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -164,12 +165,26 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random translations by up to ``padding`` pixels: each image of (B, C, H, W) padded by reflection,
+    then cropped back to (H, W) at its own random offset (the CIFAR-10 classifiers' augmentation)."""
+    B, C, H, W = x.shape
+    if not 0 <= padding < min(H, W):
+        raise ValueError(f"padding must lie in [0, {min(H, W) - 1}] for {H}x{W} images, got {padding}")
+    padded = F.pad(x, (padding,) * 4, mode="reflect")  # (B, C, H + 2p, W + 2p)
+    dy, dx = torch.randint(0, 2 * padding + 1, (2, B, 1), device=x.device, generator=generator)  # each (B, 1)
+    rows, cols = dy + torch.arange(H, device=x.device), dx + torch.arange(W, device=x.device)  # (B, H), (B, W)
+    b, c = torch.arange(B, device=x.device)[:, None, None, None], torch.arange(C, device=x.device)[None, :, None, None]
+    return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
+
+
 def image_batches(images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None,
-                  flip: bool = True, generator: torch.Generator | None = None):
+                  flip: bool = True, generator: torch.Generator | None = None, crop: int = 0):
     """Endless random batches drawn where ``images`` lie (put them on the GPU: no DataLoader).
 
-    Yields float32 (B, 3, H, W) in [-1, 1], horizontally flipped at random when ``flip``;
-    with ``labels``, yields (images, labels). ``generator`` must live on the images' device.
+    Yields float32 (B, 3, H, W) in [-1, 1], horizontally flipped at random when ``flip`` and
+    translated by up to ``crop`` pixels (``random_crop``) when ``crop`` > 0; with ``labels`` (on the
+    images' device), yields (images, labels). ``generator`` must live on the images' device.
     """
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise TypeError(f"expected (N, C, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}")
@@ -177,6 +192,8 @@ def image_batches(images: torch.Tensor, batch_size: int, labels: torch.Tensor | 
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
     if not 1 <= batch_size:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0 <= crop < min(images.shape[2:]):
+        raise ValueError(f"crop must lie in [0, {min(images.shape[2:]) - 1}], got {crop}")
     n, dev = images.shape[0], images.device
     while True:
         idx = torch.randint(0, n, (batch_size,), device=dev, generator=generator)
@@ -184,4 +201,6 @@ def image_batches(images: torch.Tensor, batch_size: int, labels: torch.Tensor | 
         if flip:
             mirror = torch.rand(batch_size, device=dev, generator=generator) < 0.5
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+        if crop:
+            x = random_crop(x, crop, generator)
         yield x if labels is None else (x, labels[idx])

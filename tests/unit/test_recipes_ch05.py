@@ -1,0 +1,90 @@
+"""Chapter 5's recipes: per-profile settings, and train-or-load of the evaluation classifier, the
+noise-aware classifier and the class-conditional U-Net (a few steps on a few real CIFAR-10 images)."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import course_lib.recipes as recipes
+from course_lib.fast_samplers import ddim_sample, timesteps
+from course_lib.guidance import cfg_model
+from course_lib.models import Classifier
+from course_lib.profiles import PROFILES, get_profile
+from course_lib.schedules import make_schedule
+
+ROOT = Path(__file__).resolve().parents[2]
+CIFAR = Path(os.environ.get("COURSE_DATA") or ROOT.parent / "shared/data/cifar10-jpeg")
+needs_cifar = pytest.mark.skipif(not (CIFAR / "train").is_dir() and not (CIFAR / "cifar10-jpeg/train").is_dir(),
+                                 reason=f"CIFAR-10 is not at {CIFAR} (set COURSE_DATA to the JPEG copy)")
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_recipes_build_for_every_profile(name):
+    profile = get_profile(name)
+    clean, noisy, cfg = (recipes.classifier_recipe(profile), recipes.noisy_classifier_recipe(profile),
+                         recipes.cfg_recipe(profile))
+    assert not recipes.classifier_config(clean).time_conditioned and recipes.classifier_config(noisy).time_conditioned
+    assert noisy["num_steps"] == recipes.ddpm_recipe(profile)["num_steps"]  # guides the chapter 3 U-Net
+    assert cfg["num_classes"] == 10 and cfg["p_uncond"] == 0.1
+    assert recipes.unet_config(cfg, num_classes=10) == recipes.unet_config(recipes.ddpm_recipe(profile), num_classes=10)
+    expected = "tiny" if name == "smoke" else "standard"
+    assert clean["model"] == expected and clean["crop"] == 4
+
+
+def test_train_script_offers_the_chapter_5_models():
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts/train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for name in ("ch05_classifier", "ch05_noisy_classifier", "ch05_unet"):
+        assert script.parse_args([name, "--profile", "smoke"]).model == name
+
+
+TINY_CLASSIFIER = dict(model="tiny", steps=2, batch=8, lr=1e-3, weight_decay=0.0, warmup=1, ema_decay=0.9,
+                       label_smoothing=0.1, crop=4, train_images=40, test_images=20)
+TINY_CFG = dict(unet="tiny", schedule="linear", num_steps=1000, steps=2, batch=4, lr=1e-3, warmup=1, ema_decay=0.9,
+                train_images=40, num_classes=10, p_uncond=0.1)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """Real CIFAR-10 (a few images) and an empty cache shared by this module's tests (decoded once)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_DATA", str(CIFAR))
+        mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield Path(os.environ["COURSE_CACHE"])
+
+
+@needs_cifar
+def test_chapter5_classifier_trains_records_its_accuracy_then_loads(cache, monkeypatch):
+    monkeypatch.setattr(recipes, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
+    clf, meta = recipes.chapter5_classifier(get_profile("smoke"))
+    assert isinstance(clf, Classifier) and not clf.training and not clf.config.time_conditioned
+    assert 0.0 <= meta["metrics"]["test_accuracy"] <= 1.0 and meta["produced_by"].endswith("train_classifier")
+    assert (cache / "artifacts/ch05_classifier-smoke.pt").exists()
+    monkeypatch.setattr(recipes, "train_classifier", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    again, _ = recipes.chapter5_classifier(get_profile("smoke"))
+    assert all(torch.equal(a, b) for a, b in zip(clf.state_dict().values(), again.state_dict().values()))
+
+
+@needs_cifar
+def test_chapter5_noisy_classifier_is_time_conditioned(cache, monkeypatch):
+    monkeypatch.setattr(recipes, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
+    clf, meta = recipes.chapter5_noisy_classifier(get_profile("smoke"))
+    assert clf.config.time_conditioned and meta["config"]["recipe"]["num_steps"] == 1000
+    assert clf(torch.zeros(2, 3, 32, 32), torch.tensor([0, 999])).shape == (2, 10)
+
+
+@needs_cifar
+def test_chapter5_unet_trains_then_loads_and_samples_with_guidance(cache, monkeypatch):
+    monkeypatch.setattr(recipes, "cfg_recipe", lambda profile: TINY_CFG)
+    unet, meta = recipes.chapter5_unet(get_profile("smoke"))
+    assert unet.config.num_classes == 10 and meta["produced_by"].endswith("train_cfg")
+    monkeypatch.setattr(recipes, "train_cfg", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    again, _ = recipes.chapter5_unet(get_profile("smoke"))
+    assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), again.state_dict().values()))
+    x = ddim_sample(cfg_model(unet, torch.tensor([3, 7]), 2.0), make_schedule("linear", 1000),
+                    torch.randn(2, 3, 32, 32), timesteps(1000, 2))
+    assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
