@@ -265,7 +265,7 @@ def evaluate_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Te
 
 def _test_accuracy(model: nn.Module, recipe: dict[str, Any]) -> dict[str, float]:
     test = load_cifar10("test", subset=recipe["test_images"])
-    return {"test_accuracy": evaluate_classifier(model, test.images, test.labels)}
+    return {"test_accuracy": evaluate_classifier(model, test.images, test.labels), "test_images": len(test.images)}
 
 
 def _build_classifier(config: dict[str, Any]) -> Classifier:

@@ -1,0 +1,347 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+# ---
+
+# %% [markdown]
+# # 5. Classifier-free guidance
+#
+# Chapters 3 and 4 generate *some* CIFAR-10 image. This chapter asks for a *given* class, and
+# then for more of it than the data would give: guidance trades diversity for fidelity to the
+# condition. Classifier guidance {cite:p}`dhariwal2021beat` does it with the gradient of a
+# separate, noise-aware classifier; classifier-free guidance (CFG, {cite:t}`ho2021cfg`) does it
+# with one network trained both with and without the label, and is what every modern text-to-image
+# model uses.
+#
+# **What you will build:** class conditioning with label dropout (exercise), classifier guidance
+# with a noise-aware classifier, the guided prediction and its batched form (exercise), a sweep of
+# the guidance weight measured by FID and by the accuracy of an independent classifier on the
+# samples, negative guidance, and the guidance interval and rescale.
+#
+# **Time:** about four minutes on a 2-core CPU in the `smoke` profile (tiny networks trained for a
+# few hundred steps on a CIFAR-10 subset: the samples are coloured blobs and the accuracies near
+# chance; the code path is the real one). **Outputs on this page** were produced by executing it
+# in the profile and on the hardware that the set-up cell prints.
+
+# %%
+import os
+import sys
+
+if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
+    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
+    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+import course_lib
+from course_lib.artifacts import save_artifact
+from course_lib.data import CIFAR10_CLASSES, cache_dir, load_cifar10, to_float, to_uint8
+from course_lib.fast_samplers import ddim_sample, timesteps
+from course_lib.fid import fid, reference_stats
+from course_lib.guidance import cfg_model, classifier_guided_model, drop_labels, guided_eps
+from course_lib.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.recipes import (cfg_recipe, chapter3_unet, chapter5_classifier, chapter5_noisy_classifier,
+                                evaluate_classifier, train_cfg)
+from course_lib.results import report
+from course_lib.schedules import make_schedule
+
+profile = course_lib.get_profile()
+device = course_lib.default_device()
+recipe = cfg_recipe(profile)  # chapter 3's U-Net recipe with 10 classes and label dropout (course_lib.recipes)
+P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
+    smoke=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=2, sampling_steps=50, fid_reference=100,
+               sample_batch=100, guidance_scales=(0.0, 10.0)),
+    colab=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50, fid_reference=10_000,
+               sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
+    full=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=500, sampling_steps=50, fid_reference=10_000,
+              sample_batch=1_000, guidance_scales=(0.0, 3.0, 10.0)),
+)
+n_per_w = 10 * P["samples_per_class"]
+course_lib.show_setup("5 · Classifier-free guidance", {
+    "data": f"CIFAR-10 train with labels ({recipe['train_images'] or 'all 50,000'} images)",
+    "U-Net": f"'{recipe['unet']}' with a label embedding (10 classes + null), {recipe['steps']:,} steps, "
+             f"labels dropped with p = {recipe['p_uncond']}",
+    "classifiers": "an evaluation ResNet (clean images) and a noise-aware one (classifier guidance), "
+                   "loaded as artifacts or trained",
+    "sweep": f"w in {P['weights']}: {n_per_w:,} samples each, DDIM {P['sampling_steps']} steps, "
+             f"FID against {P['fid_reference']:,} test images",
+}, profile, device)
+
+# %% [markdown]
+# ## Conditioning the U-Net on a class
+#
+# A class-conditional model $\epsilon_\theta(x_t, t, y)$ needs the label somewhere in the network.
+# `course_lib.models.UNet` with `num_classes` set embeds $y$ with a learned table and adds it to
+# the time embedding, which every residual block already receives; the table has one extra row,
+# the **null class** $\varnothing$ (index 10), that stands for "no label". Training is chapter 3's
+# loss with one change (CFG Algorithm 1): each label is replaced by $\varnothing$ with probability
+# $p_{\text{uncond}}$, so one network learns both the conditional model
+# $\epsilon_\theta(x_t, t, y)$ and the unconditional one $\epsilon_\theta(x_t, t, \varnothing)$.
+# CFG found $p_{\text{uncond}} = 0.1$ or $0.2$ to work best; we use 0.1.
+
+# %% [markdown]
+# ```{exercise} Label dropout
+# :label: ex-drop-labels
+#
+# Write `drop_labels(y, p_uncond, null_class, u)` that returns a copy of the labels `y` (shape
+# `(B,)`, integers) in which label $i$ is replaced by `null_class` exactly when the uniform draw
+# `u[i]` is below `p_uncond` (`u` is given, so the result is deterministic).
+# ```
+#
+# ```{solution-start} ex-drop-labels
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def my_drop_labels(y, p_uncond, null_class, u):
+    return torch.where(u < p_uncond, torch.full_like(y, null_class), y)  # CFG Algorithm 1
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch05 import check_label_dropout
+
+check_label_dropout(my_drop_labels)
+
+# %%
+train_data = load_cifar10("train", subset=recipe["train_images"])
+test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
+print(train_data)
+t0 = time.perf_counter()
+result = train_cfg(recipe, train_data.images.to(device), train_data.labels.to(device))
+model = result.ema.eval()
+train_seconds = time.perf_counter() - t0
+y_demo = torch.randint(0, 10, (10_000,), generator=torch.Generator().manual_seed(0))
+dropped = drop_labels(y_demo, recipe["p_uncond"], 10, generator=torch.Generator().manual_seed(1))
+print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; with p_uncond = {recipe['p_uncond']}, "
+      f"{(dropped == 10).float().mean():.3f} of 10,000 labels become the null class")
+
+# %% [markdown]
+# ## What guidance replaces: classifier guidance
+#
+# Bayes' rule splits the conditional score into the unconditional one and a classifier's:
+# $\nabla_x \log p(x_t \mid y) = \nabla_x \log p(x_t) + \nabla_x \log p(y \mid x_t)$. With the
+# score written as $-\epsilon / \sqrt{1 - \bar\alpha_t}$ (chapter 1), and a scale $s$ on the
+# classifier term, the guided noise prediction is
+#
+# $$ \hat\epsilon(x_t, t) = \epsilon_\theta(x_t, t) - s\,\sqrt{1 - \bar\alpha_t}\;\nabla_{x_t} \log p_\phi(y \mid x_t, t) .
+#    \qquad \text{(D\&N Eq. 14, with the scale of their Algorithm 2)} $$
+#
+# The classifier must read *noisy* images, so it is trained on $x_t$ at random $t$ (a
+# "noise-aware" classifier), and $s > 1$ sharpens $p(y \mid x_t)^s$ towards the class:
+# {cite:t}`dhariwal2021beat` used it to beat GANs on ImageNet. Below, chapter 3's unconditional
+# U-Net is guided this way towards two classes with DDIM.
+
+# %%
+unet3, _ = chapter3_unet(profile, device)
+noisy_clf, noisy_meta = chapter5_noisy_classifier(profile, device)
+schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
+T, steps = schedule.num_steps, timesteps(schedule.num_steps, P["sampling_steps"])
+x_T = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(3)).to(device)
+rows, labels = [], []
+for cls in (1, 7):  # automobile, horse
+    for s in P["guidance_scales"]:
+        guided = classifier_guided_model(unet3.eval(), noisy_clf.eval(), cls, s, schedule.alpha_bar)
+        rows.append(ddim_sample(guided, schedule, x_T, steps).clamp(-1, 1).cpu())
+        labels.append(f"{CIFAR10_CLASSES[cls]}, s = {s:g}")
+image_grid(torch.cat(rows), nrow=8, figsize=(8, 1.1 * len(rows)), title="classifier guidance, rows: " + "; ".join(labels))
+show_jpeg()
+print(f"noise-aware classifier {noisy_meta['name']}: trained in {noisy_meta['train_seconds'] or 0:.0f} s on {noisy_meta['hardware']}")
+
+# %% [markdown]
+# Classifier guidance needs a second network trained on noisy images, a backward pass through it
+# at every step, and it can raise the classifier's confidence with adversarial, imperceptible
+# changes rather than by making the class more visible. CFG removes the classifier.
+
+# %% [markdown]
+# ## Classifier-free guidance
+#
+# Apply Bayes' rule to the generative model itself: the implicit classifier
+# $p(y \mid x_t) \propto p(x_t \mid y) / p(x_t)$ has the gradient
+# $\nabla \log p(x_t \mid y) - \nabla \log p(x_t)$, and both scores come from the one network,
+# with and without the label. Guiding with the implicit classifier at strength $w - 1$ gives, in
+# noise-prediction form, the course's convention for the guidance weight:
+#
+# $$ \hat\epsilon = \epsilon_\theta(x_t, t, \varnothing) + w\,\big(\epsilon_\theta(x_t, t, y) - \epsilon_\theta(x_t, t, \varnothing)\big). $$
+#
+# $w = 0$ is the unconditional model, $w = 1$ the conditional one, and $w > 1$ extrapolates
+# beyond it. This is diffusers' `guidance_scale`. The CFG paper writes
+# $(1 + w')\,\epsilon_\theta(x_t, y) - w'\,\epsilon_\theta(x_t, \varnothing)$ (its Eq. 6), the same
+# thing with $w = 1 + w'$; the {doc}`notation page </book/notation>` records both.
+
+# %% [markdown]
+# ```{exercise} The guided prediction
+# :label: ex-guided-eps
+#
+# Write `guided(eps_cond, eps_uncond, w)` returning the guided prediction above for predictions
+# of shape `(B, 3, H, W)` and a weight `w` that is either a float or a tensor of shape `(B,)`
+# (one weight per sample).
+# ```
+#
+# ```{solution-start} ex-guided-eps
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def my_guided(eps_cond, eps_uncond, w):
+    w = torch.as_tensor(w, dtype=eps_cond.dtype, device=eps_cond.device).reshape(-1, 1, 1, 1)
+    return eps_uncond + w * (eps_cond - eps_uncond)
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch05 import check_guided_eps
+
+check_guided_eps(my_guided)
+
+# %% [markdown]
+# Each guided step needs both predictions at the same $(x_t, t)$. Rather than two forward passes,
+# `course_lib.guidance.cfg_model` runs one pass over the doubled batch $(x_t, x_t)$ with labels
+# $(y, \varnothing)$ and splits the output: the same numbers, and on a GPU close to half the
+# time for small batches. Checked here on the trained model:
+
+# %%
+x_t = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(4)).to(device)
+t = torch.full((6,), 500, device=device, dtype=torch.long)
+y = torch.arange(6, device=device)
+with torch.no_grad():
+    two_passes = guided_eps(model(x_t, t, y), model(x_t, t, torch.full_like(y, 10)), 3.0)
+    one_pass = cfg_model(model, y, 3.0)(x_t, t)
+    conditional, unconditional = model(x_t, t, y), model(x_t, t, torch.full_like(y, 10))
+torch.testing.assert_close(one_pass, two_passes, rtol=1e-4, atol=1e-5)
+torch.testing.assert_close(cfg_model(model, y, 1.0)(x_t, t), conditional)
+torch.testing.assert_close(cfg_model(model, y, 0.0)(x_t, t), unconditional)
+print("batched CFG == two passes; w = 1 is the conditional and w = 0 the unconditional prediction")
+
+# %% [markdown]
+# ## The guidance sweep: quality, diversity and fidelity
+#
+# Now the trade-off, measured. For each $w$, the same starting noise and the same labels
+# (`samples_per_class` of each class), sampled with 50 DDIM steps. Two measurements: **FID**
+# against test images (quality *and* diversity: it rises when samples lose variety), and the
+# **accuracy** of an independent classifier, trained on clean CIFAR-10 and loaded as an artifact,
+# on the samples with the labels they were generated for (fidelity to the class).
+
+# %%
+classifier, clf_meta = chapter5_classifier(profile, device)
+print(f"evaluation classifier {clf_meta['name']}: test accuracy {clf_meta['metrics']['test_accuracy']:.3f} "
+      f"on {clf_meta['metrics']['test_images']:,} CIFAR-10 test images")
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+                      cache_dir() / "fid")
+y_sweep = torch.arange(10).repeat_interleave(P["samples_per_class"]).to(device)  # (10 * n,)
+noise = torch.randn(n_per_w, 3, 32, 32, generator=torch.Generator().manual_seed(5)).to(device)
+sweep, frames = {}, []
+for w in P["weights"]:
+    t0 = time.perf_counter()
+    x = torch.cat([ddim_sample(cfg_model(model, y_b, w), schedule, n_b, steps).clamp(-1, 1)
+                   for n_b, y_b in zip(noise.split(P["sample_batch"]), y_sweep.split(P["sample_batch"]))])
+    seconds = time.perf_counter() - t0
+    sweep[w] = dict(fid=fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images),
+                    accuracy=evaluate_classifier(classifier, x, y_sweep), seconds=seconds)
+    per_class = x.reshape(10, P["samples_per_class"], 3, 32, 32)[:, 0]  # the first sample of each class
+    fig = image_grid(per_class.cpu(), nrow=10, title=f"w = {w:g}: " + " ".join(CIFAR10_CLASSES), figsize=(9, 1.4)).figure
+    frames.append(figure_jpeg(fig, dpi=70))
+    print(f"w = {w:>4}: {sweep[w]['fid']}, classifier accuracy {sweep[w]['accuracy']:.3f} ({seconds:.0f} s)")
+
+# %% [markdown]
+# One sample per class (columns) from the same noise at each weight: move the slider.
+
+# %%
+frame_slider(frames, [f"w = {w:g}: FID {sweep[w]['fid'].value:.1f}, accuracy {sweep[w]['accuracy']:.2f}"
+                      for w in P["weights"]], description="w")
+
+# %%
+fig, ax1 = plt.subplots(figsize=(6, 3.5))
+ws = list(P["weights"])
+ax1.plot(ws, [sweep[w]["fid"].value for w in ws], "o-", color="C0")
+ax1.set(xlabel="guidance weight w", ylabel="FID (lower is better)", title=f"{n_per_w:,} samples per point, {profile.name}")
+ax2 = ax1.twinx()
+ax2.plot(ws, [sweep[w]["accuracy"] for w in ws], "s--", color="C1")
+ax2.set_ylabel("classifier accuracy on samples", color="C1")
+ax2.axhline(clf_meta["metrics"]["test_accuracy"], color="C1", lw=0.8, ls=":")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What to expect on a GPU profile (and what the CFG paper reports on ImageNet): accuracy rises
+# with $w$, since the samples become unmistakably their class, while FID first falls (a little
+# guidance improves quality) and then rises again as the samples lose diversity and saturate.
+# In `smoke` the models are too weak to show it: compare the dotted line, the classifier's
+# accuracy on real test images.
+
+# %% [markdown]
+# ## Negative guidance, interval and rescale
+#
+# Three small variations of the guided prediction, each a few lines in `cfg_model`:
+#
+# - **Negative guidance** puts another class $y^-$ in place of $\varnothing$:
+#   $\epsilon(y^-) + w(\epsilon(y) - \epsilon(y^-))$ moves towards $y$ *and away from* $y^-$ (the
+#   "negative prompt" of text-to-image models).
+# - **Guidance interval** {cite:p}`kynkaanniemi2024interval`: guidance at high noise mostly
+#   reduces diversity, at low noise it does little; applying it only in a middle range of steps
+#   keeps most of the fidelity gain at a smaller diversity cost. Outside the interval the model
+#   runs conditionally ($w = 1$).
+# - **Rescale** {cite:p}`lin2024flawed`: large $w$ inflates the prediction's standard deviation
+#   (over-saturated images); rescaling it back to the conditional prediction's, mixed with factor
+#   $\phi$, tempers that.
+
+# %%
+variants = {"w = 4": dict(), "w = 4, away from truck": dict(y_neg=9), "w = 4, interval t in [200, 800]": dict(interval=(200, 800)),
+            "w = 4, rescale phi = 0.7": dict(phi=0.7)}
+x_T = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(6)).to(device)
+rows = [ddim_sample(cfg_model(model, 1, 4.0, **kw), schedule, x_T, steps).clamp(-1, 1).cpu() for kw in variants.values()]
+image_grid(torch.cat(rows), nrow=8, figsize=(8, 4.4), title="class automobile; rows: " + "; ".join(variants))
+show_jpeg()
+for name, x in zip(variants, rows):
+    print(f"{name:<34} pixel std {x.std():.3f}")
+
+# %% [markdown]
+# ## Saving the model
+#
+# The class-conditional U-Net is saved for chapter 6, which guides a latent diffusion model the
+# same way (`course_lib.recipes.chapter5_unet` loads it, or trains it again with the same recipe).
+
+# %%
+path = save_artifact(
+    f"ch05_unet-{profile.name}", model,
+    {"model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model.config).items()}, "recipe": recipe,
+     "data": train_data.source_id},
+    profile=profile.name, produced_by="chapters/05_cfg (course_lib.recipes.train_cfg)", seconds=train_seconds,
+    metrics={f"fid_w{w:g}": sweep[w]["fid"].value for w in ws} | {f"accuracy_w{w:g}": sweep[w]["accuracy"] for w in ws})
+print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")
+
+# %% [markdown]
+# The chapter's headline numbers, recorded for the course's {doc}`Results page </book/results>`:
+
+# %%
+report({
+    **{f"fid_w{w:g}": {"value": sweep[w]["fid"], "sampling_steps": P["sampling_steps"],
+                       "description": f"CFG w = {w:g}, DDIM, {P['samples_per_class']} samples per class"} for w in ws},
+    **{f"accuracy_w{w:g}": {"value": sweep[w]["accuracy"], "samples": n_per_w, "sampling_steps": P["sampling_steps"],
+                            "description": f"evaluation classifier's accuracy on CFG samples, w = {w:g}"} for w in ws},
+    "classifier_test_accuracy": {"value": clf_meta["metrics"]["test_accuracy"], "samples": clf_meta["metrics"]["test_images"],
+                                 "description": "evaluation classifier on real CIFAR-10 test images"},
+}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} in {train_seconds:.0f} s on {device}"})
+
+# %% [markdown]
+# ## Summary
+#
+# - A class-conditional U-Net adds a label embedding to the time embedding; dropping labels to a
+#   learned null class trains the conditional and the unconditional model in one network.
+# - Classifier guidance adds a noise-aware classifier's gradient to the score; CFG gets the same
+#   effect from the difference of the network's own conditional and unconditional predictions,
+#   $\hat\epsilon = \epsilon_\varnothing + w(\epsilon_y - \epsilon_\varnothing)$, in one batched pass.
+# - The weight $w$ trades diversity for fidelity: measure both (FID and a classifier's accuracy).
+#
+# Next: chapter 6 moves diffusion into the latent space of chapter 2's VAE and conditions it on text.
