@@ -60,6 +60,12 @@ SRC_SOLUTION_END = re.compile(r"^\s*(```+|:::+)\s*\{solution-end\}", re.M)
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 IGNORED_CONSOLE = [re.compile(r"favicon\.ico")]
+CHAPTER_PAGE = re.compile(r"^chapters/(\d\d_[a-z0-9_]+)/\1$")  # a lecture page: chapters/NN_name/NN_name
+COLAB_PREFIX = "https://colab.research.google.com/github/"
+JS_COLAB_BADGES = """return Array.from(document.querySelectorAll('a.colab-badge')).map((a) => {
+  const im = a.querySelector('img');
+  return [a.href, !!(im && im.complete && im.naturalWidth > 0)];
+});"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,6 +527,15 @@ def check_page(driver, base_url: str, html_dir: Path, source_root: Path, docname
             res.failures.append(f"solutions: {exp.gated_solution_with_code} gated solution(s) span code cells, "
                                 f"but only {facts['solutionsWithCode']} rendered solution(s) contain code")
         res.notes.append(f"exercises {facts['exercises']}, solutions {facts['solutions']}")
+
+    # --- 7. "Open in Colab" badges (book/_ext/colab_badges.py) for the lecture and the student notebook
+    if CHAPTER_PAGE.match(docname):
+        badges = driver.execute_script(JS_COLAB_BADGES)
+        for notebook in (f"{docname}.ipynb", f"{docname}_student.ipynb"):
+            if not any(href.startswith(COLAB_PREFIX) and href.endswith("/" + notebook) and loaded
+                       for href, loaded in badges):
+                res.failures.append(f"colab: no loaded 'Open in Colab' badge linking {notebook}")
+        res.notes.append(f"colab badges {sum(loaded for _, loaded in badges)}")
 
     # --- 6. links, from the rendered DOM (so links added by JavaScript count too)
     n_links = 0

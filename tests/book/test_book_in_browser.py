@@ -30,19 +30,21 @@ def test_every_chapter_page_renders_offline_in_chromium():
 
 
 def test_check_reports_a_broken_page(tmp_path):
-    """The check can fail: a page with raw TeX, a missing image and a broken link is reported."""
+    """The check can fail: a chapter page with raw TeX, a missing image, a broken link and no Colab
+    badges is reported."""
     reason = check_book.preflight(check_book.ROOT / "book/_build/html", check_book.ROOT / "book/_toc.yml")
     assert reason is None, f"cannot run the browser check: {reason}"
     html = tmp_path / "html"
-    (html / "chapters").mkdir(parents=True)
+    (html / "chapters/01_bad").mkdir(parents=True)
     (html / "index.html").write_text("<html><body><p>home</p></body></html>")
-    (html / "chapters/bad.html").write_text(
+    (html / "chapters/01_bad/01_bad.html").write_text(
         "<html><body><p>The loss is $\\frac{1}{2}\\|x\\|^2$.</p>"
         '<img src="missing.png"><a href="nowhere.html">a link</a></body></html>')
     toc = tmp_path / "_toc.yml"
-    toc.write_text("format: jb-book\nroot: index\nchapters:\n  - file: chapters/bad\n")
+    toc.write_text("format: jb-book\nroot: index\nchapters:\n  - file: chapters/01_bad/01_bad\n")
     results = check_book.run(html, toc, tmp_path, None, out=io.StringIO(), timeout=5)
     failures = check_book.format_failures(results)
     assert "raw TeX" in failures, failures
     assert "image not loaded" in failures, failures
     assert "broken link" in failures, failures
+    assert "no loaded 'Open in Colab' badge linking chapters/01_bad/01_bad_student.ipynb" in failures, failures
