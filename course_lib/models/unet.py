@@ -10,6 +10,8 @@ Names -> symbols:
     y     y       (B,) class labels in {0, ..., num_classes - 1}; the index num_classes is the
                   learned null class that classifier-free guidance uses for eps(x_t, t, null)
     emb           (B, time_embed_dim) time embedding MLP(sinusoidal(t)), plus a label embedding
+    context c     (B, L, context_dim) token features of a text encoder, tau_theta(y) in LDM Eq. 3
+    context_mask  (B, L) bool, True for the tokens to attend to (False: padding)
 
 Architecture (DDPM's CIFAR-10 model with the defaults): a 3x3 input conv; per resolution level
 ``num_res_blocks`` residual blocks (self-attention after each at ``attention_resolutions``) and a
@@ -20,6 +22,12 @@ Time conditioning is additive, as in DDPM: h += Linear(SiLU(emb)) between the tw
 residual block (not Improved DDPM's scale-shift). As in DDPM, the last conv of every residual
 branch, the attention output projection and the output conv start at zero, so at initialization
 every block is the identity and the network outputs 0.
+
+Text conditioning (LDM, Rombach et al. 2022, Sec. 3.3): with ``context_dim`` set, every block with
+self-attention (the middle one included) follows it with cross-attention, queries from the feature
+map and keys and values from the context (LDM Eq. 3), its output projection zero-initialized too.
+Without ``context_dim`` the network, its parameters and their names are exactly the class-conditional
+or unconditional U-Net of chapters 3-5.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ class UNetConfig:
     norm_groups: int = 32  # GroupNorm groups; a layer uses gcd(norm_groups, its width)
     num_classes: int | None = None  # None: unconditional; int: label embedding + null class
     time_embed_dim: int | None = None  # None: 4 * base_channels (DDPM)
+    context_dim: int | None = None  # None: no cross-attention; int: width of the text context (LDM Sec. 3.3)
 
     def __post_init__(self) -> None:
         levels = len(self.channel_mult)
@@ -59,6 +68,9 @@ class UNetConfig:
         if not set(self.attention_resolutions) <= set(self.resolutions):
             raise ValueError(f"attention_resolutions {self.attention_resolutions} must be among the level "
                              f"resolutions {self.resolutions}")
+        if self.context_dim is not None and (isinstance(self.context_dim, bool) or not isinstance(self.context_dim, int)
+                                             or self.context_dim < 1):
+            raise ValueError(f"context_dim must be None or a positive int, got {self.context_dim!r}")
         if self.base_channels % 2:
             raise ValueError(f"base_channels must be even (sinusoidal features), got {self.base_channels}")
         if self.head_dim is not None:  # every attention layer, the middle one included
@@ -149,17 +161,51 @@ class SelfAttention(nn.Module):
         return x + h.transpose(1, 2).reshape(B, C, H, W)
 
 
+class CrossAttention(nn.Module):
+    """x + proj(softmax(q k^T / sqrt(d)) v) with q = Linear(GN(x)) over the H*W positions and k, v =
+    Linear(context) over the L tokens (LDM Eq. 3); tokens where ``context_mask`` is False get no weight."""
+
+    def __init__(self, channels: int, context_dim: int, num_heads: int, groups: int):
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"{num_heads} heads do not divide {channels} channels")
+        self.num_heads = num_heads
+        self.norm = _norm(channels, groups)
+        self.q = nn.Linear(channels, channels)  # W_Q (LDM Eq. 3)
+        self.k = nn.Linear(context_dim, channels)  # W_K
+        self.v = nn.Linear(context_dim, channels)  # W_V
+        self.proj = _zero(nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, C, H, W = x.shape
+        L, heads, d = context.shape[1], self.num_heads, C // self.num_heads
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C)
+        q = self.q(tokens).reshape(B, H * W, heads, d).transpose(1, 2)  # (B, heads, H*W, d)
+        k = self.k(context).reshape(B, L, heads, d).transpose(1, 2)  # (B, heads, L, d)
+        v = self.v(context).reshape(B, L, heads, d).transpose(1, 2)
+        mask = None if context_mask is None else context_mask[:, None, None, :]  # (B, 1, 1, L), True = attend
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # LDM Eq. 3
+        h = self.proj(h.transpose(1, 2).reshape(B, H * W, C))  # (B, H*W, C)
+        return x + h.transpose(1, 2).reshape(B, C, H, W)
+
+
 class Block(nn.Module):
-    """A residual block, then self-attention if this resolution has it."""
+    """A residual block, then self-attention if this resolution has it, then cross-attention to the
+    context if the model has one (``context_dim``)."""
 
     def __init__(self, c_in: int, c_out: int, config: UNetConfig, attention: bool):
         super().__init__()
         c = config
         self.res = ResBlock(c_in, c_out, c.emb_dim, c.dropout, c.norm_groups)
         self.attn = SelfAttention(c_out, c.num_heads(c_out), c.norm_groups) if attention else nn.Identity()
+        self.cross = None  # not a submodule: a model without context keeps chapters 3-5's parameter names
+        if attention and c.context_dim is not None:
+            self.cross = CrossAttention(c_out, c.context_dim, c.num_heads(c_out), c.norm_groups)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        return self.attn(self.res(x, emb))
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.attn(self.res(x, emb))
+        return h if self.cross is None else self.cross(h, context, context_mask)
 
 
 class Downsample(nn.Module):
@@ -182,7 +228,8 @@ class Upsample(nn.Module):
 
 class UNet(nn.Module):
     """eps_theta(x_t, t, y), called as ``model(x_t, t, y=None)``; the output has x_t's shape (with
-    ``out_channels`` channels if that is set).
+    ``out_channels`` channels if that is set). A model with ``context_dim`` is called as
+    ``model(x_t, t, context=c, context_mask=m)`` with c (B, L, context_dim) and m (B, L) bool.
 
     For a class-conditional model (``num_classes`` set), ``y=None`` means the null class for the
     whole batch, and label ``num_classes`` in ``y`` means the null class for that sample (how
@@ -221,9 +268,13 @@ class UNet(nn.Module):
         self.out = nn.Sequential(_norm(width, c.norm_groups), nn.SiLU(),
                                  _zero(nn.Conv2d(width, c.out_channels or c.in_channels, 3, padding=1)))
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """x_t (B, C, S, S), t (B,) steps (int or float), y (B,) integer labels or None -> (B, C_out, S, S)."""
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t (B, C, S, S), t (B,) steps (int or float), y (B,) integer labels or None, context (B, L, D)
+        and context_mask (B, L) bool (True = a token to attend to) or None -> (B, C_out, S, S)."""
         self._check_inputs(x_t, t, y)
+        self._check_context(x_t, context, context_mask)
+        cond = (context, context_mask)
         emb = self.time_mlp(sinusoidal_embedding(t, self.config.base_channels).to(x_t.dtype))  # (B, emb_dim)
         if self.label_emb is not None:
             if y is None:
@@ -231,10 +282,10 @@ class UNet(nn.Module):
             emb = emb + self.label_emb(y)  # class conditioning: added to the time embedding
         hs = [self.conv_in(x_t)]  # (B, base_channels, S, S); every output on the way down is a skip
         for layer in self.down:
-            hs.append(layer(hs[-1], emb))
-        h = self.mid2(self.mid(hs[-1], emb), emb)
+            hs.append(layer(hs[-1], emb, *cond) if isinstance(layer, Block) else layer(hs[-1], emb))
+        h = self.mid2(self.mid(hs[-1], emb, *cond), emb)
         for layer in self.up:
-            h = layer(h, emb) if isinstance(layer, Upsample) else layer(torch.cat([h, hs.pop()], dim=1), emb)
+            h = layer(h, emb) if isinstance(layer, Upsample) else layer(torch.cat([h, hs.pop()], dim=1), emb, *cond)
         return self.out(h)
 
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
@@ -253,3 +304,21 @@ class UNet(nn.Module):
         if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
             raise ValueError(f"y must be an integer tensor of shape ({B},) with labels in [0, {c.num_classes}] "
                              f"({c.num_classes} = null class), got {y.dtype} {tuple(y.shape)}")
+
+    def _check_context(self, x_t: torch.Tensor, context: torch.Tensor | None, mask: torch.Tensor | None) -> None:
+        D = self.config.context_dim
+        if D is None:
+            if context is not None or mask is not None:
+                raise ValueError("context was given to a model without cross-attention "
+                                 "(UNetConfig.context_dim is None)")
+            return
+        B = x_t.shape[0]
+        if context is None:
+            raise ValueError(f"this model cross-attends to a context (context_dim={D}): pass context (B, L, {D}); "
+                             "for the unconditional prediction, the context of the empty caption")
+        if context.ndim != 3 or context.shape[0] != B or context.shape[2] != D or not context.is_floating_point():
+            raise ValueError(f"context must be a float tensor of shape ({B}, L, {D}), got {context.dtype} "
+                             f"{tuple(context.shape)}")
+        if mask is not None and (mask.dtype != torch.bool or mask.shape != context.shape[:2]):
+            raise ValueError(f"context_mask must be a bool tensor of shape {tuple(context.shape[:2])} (True = attend), "
+                             f"got {mask.dtype} {tuple(mask.shape)}")
