@@ -5,9 +5,9 @@ Names -> symbols:
     x             x         images; uint8 (N, 3, H, W) in, float in [-1, 1] out of the decoder
     mu, logvar              the VAE posterior q(z | x) = N(mu, diag(exp(logvar))), (N, C, h, w) each
     z             z         a latent sample mu + sigma * eps (VAE Sec. 2.4), sigma = exp(logvar / 2)
-    scale         s         the latent scaling factor: 1 / std(z) over the training set, so that s z has
+    scale         kappa     the latent scaling factor: 1 / std(z) over the training set, so that kappa z has
                             unit variance (LDM Sec. 4.3.2 and App. G; Stable Diffusion's is 0.18215)
-The diffusion model sees s z; ``decode_latents`` divides by s before decoding.
+The diffusion model sees kappa z; ``decode_latents`` divides by kappa before decoding.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def sample_latents(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 
 
 def latent_scale(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> float:
-    """s = 1 / std(z) over all entries of one sample z ~ q(z | x) per image (LDM Sec. 4.3.2, App. G):
+    """kappa = 1 / std(z) over all entries of one sample z ~ q(z | x) per image (LDM Sec. 4.3.2, App. G):
     the factor that gives the diffusion model latents of unit variance, as DDPM's images in [-1, 1] are
     about. Measured in float64."""
     z = sample_latents(mu, logvar, generator).double()
@@ -60,7 +60,7 @@ def latent_scale(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Genera
 
 def latent_batches(mu: torch.Tensor, logvar: torch.Tensor, tokens: torch.Tensor, batch_size: int, scale: float,
                    generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless random batches (s z, tokens) drawn where the latents lie, a fresh z ~ q(z | x) each time:
+    """Endless random batches (kappa z, tokens) drawn where the latents lie, a fresh z ~ q(z | x) each time:
     (B, C, h, w) float and (B, L) long. ``tokens`` (N, L) must be on mu's device, ``generator`` too."""
     if mu.shape != logvar.shape or mu.ndim != 4:
         raise ValueError(f"mu and logvar must share a shape (N, C, h, w), got {tuple(mu.shape)} and "
@@ -79,7 +79,7 @@ def latent_batches(mu: torch.Tensor, logvar: torch.Tensor, tokens: torch.Tensor,
 
 @torch.no_grad()
 def decode_latents(vae: nn.Module, z: torch.Tensor, scale: float, batch_size: int = 500) -> torch.Tensor:
-    """Images (N, 3, H, W) float in about [-1, 1] (the decoder's mean) from scaled latents s z (N, C, h, w),
+    """Images (N, 3, H, W) float in about [-1, 1] (the decoder's mean) from scaled latents kappa z (N, C, h, w),
     on z's device; the VAE runs on its own device. ``data.to_uint8`` turns them into pixels."""
     if not z.is_floating_point() or z.ndim != 4:
         raise TypeError(f"expected float latents (N, C, h, w), got {z.dtype} {tuple(z.shape)}")

@@ -76,7 +76,7 @@ def ldm_config(recipe: dict[str, Any], latent_shape: tuple[int, int, int]) -> La
 def train_ldm(recipe: dict[str, Any], mu: torch.Tensor, logvar: torch.Tensor, tokens: torch.Tensor, scale: float, *,
               steps: int | None = None, model: LatentDenoiser | None = None, seed: int = 0, progress: bool = True,
               checkpoint_path=None) -> TrainResult:
-    """Trains a LatentDenoiser (eps prediction, the recipe's schedule) on scaled latents s z, z ~ q(z | x)
+    """Trains a LatentDenoiser (eps prediction, the recipe's schedule) on scaled latents kappa z, z ~ q(z | x)
     drawn afresh from the posteriors (mu, logvar) (N, C, h, w), paired with caption ``tokens`` (N, L), on
     mu's device, with ``CaptionDropoutLoss`` (CFG Alg. 1); continues ``model`` if given."""
     torch.manual_seed(seed)
@@ -114,7 +114,7 @@ def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: 
     """The chapter 6 EMA LatentDenoiser for ``profile``: loaded from artifact ``ch06_ldm-PROFILE``, else
     trained with ``train_ldm`` on the chapter 2 VAE's latents of CIFAR-10's training set and saved.
     ``meta["config"]`` holds the ``latent_scale`` to sample with (the diffusion model's latents are
-    s z) and the ``vae`` artifact it belongs to; ``steps`` replaces the recipe's (tests);
+    kappa z) and the ``vae`` artifact it belongs to; ``steps`` replaces the recipe's (tests);
     ``checkpoint_path``: resume from it and save to it."""
     name = f"ch06_ldm-{profile.name}"
     if not retrain:
@@ -155,7 +155,7 @@ def training_cost(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Te
     on CUDA also the peak memory allocated while doing so."""
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got {steps} and {warmup}")
-    model = copy.deepcopy(model).train()
+    model = copy.deepcopy(model).train().requires_grad_(True)  # an EMA copy comes with its weights frozen
     device = next(model.parameters()).device
     amp = autocast_dtype(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)

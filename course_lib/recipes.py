@@ -107,7 +107,7 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
         config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id,
                   "processes": dist.world_size()}
         save_artifact(name, result.ema, config, profile=profile.name,
-                      produced_by=f"course_lib.recipes.{train_fn.__name__}", seconds=result.seconds,
+                      produced_by=f"{train_fn.__module__}.{train_fn.__name__}", seconds=result.seconds,
                       metrics=metrics_fn(result.ema, recipe) if metrics_fn else None)
     dist.barrier()  # the other ranks wait for the files
     return load_artifact(name, build, map_location=device)
@@ -319,8 +319,9 @@ def chapter5_unet(profile: Profile, device: torch.device | str = "cpu", retrain:
                           steps, checkpoint_path, labels=True)
 
 
-# The reusable models by name (their artifact is NAME-PROFILE): scripts/train.py trains them with the
-# chapters' own train-or-load functions, so a model trained there is the one the chapters load.
+# The reusable models of chapters 2-5 by name (their artifact is NAME-PROFILE): scripts/train.py trains them
+# (and those of latent_recipes and dit_recipes, which import this module) with the chapters' own train-or-load
+# functions, so a model trained there is the one the chapters load.
 REUSABLE_MODELS: dict[str, Callable[..., tuple[torch.nn.Module, dict]]] = {
     "ch02_vae": chapter2_vae,
     "ch03_unet": chapter3_unet,

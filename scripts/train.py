@@ -17,12 +17,16 @@ import argparse
 from course_lib import distributed as dist
 from course_lib.artifacts import artifact_dir
 from course_lib.profiles import PROFILES, get_profile
+from course_lib.dit_recipes import CHAPTER7_MODELS
+from course_lib.latent_recipes import chapter6_ldm
 from course_lib.recipes import REUSABLE_MODELS
+
+MODELS = {**REUSABLE_MODELS, "ch06_ldm": chapter6_ldm, **CHAPTER7_MODELS}  # name -> its chapter's train-or-load
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train a chapter's reusable model and save its artifact.")
-    parser.add_argument("model", choices=sorted(REUSABLE_MODELS), help="which model (its chapter's recipe)")
+    parser.add_argument("model", choices=sorted(MODELS), help="which model (its chapter's recipe)")
     parser.add_argument("--profile", choices=list(PROFILES), default=None,
                         help="run size (default: $COURSE_PROFILE, else smoke)")
     parser.add_argument("--steps", type=int, default=None, help="replace the recipe's number of steps")
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         device = dist.local_device()
         if dist.is_main():
             print(f"training {name} on {dist.world_size()} process(es), rank 0 on {device}")
-        _, meta = REUSABLE_MODELS[args.model](profile, device, retrain=True, steps=args.steps,
+        _, meta = MODELS[args.model](profile, device, retrain=True, steps=args.steps,
                                               checkpoint_path=args.checkpoint)
         if dist.is_main():
             print(f"saved {weights} ({meta['config']['recipe']['steps']:,} steps in {meta['train_seconds']:.0f} s); "

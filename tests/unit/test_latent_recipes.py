@@ -76,6 +76,10 @@ def test_training_and_sampling_cost_on_cpu():
     cost = lr.training_cost(model, CaptionDropoutLoss(make_schedule("linear", 1000)), batches, steps=2, warmup=1)
     assert cost.steps_per_second > 0 and cost.peak_memory_mib is None  # not measured on the CPU
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # a copy was trained
+    model.requires_grad_(False)  # an EMA model: frozen weights, measured all the same
+    assert lr.training_cost(model, CaptionDropoutLoss(make_schedule("linear", 1000)), batches, steps=1,
+                            warmup=0).steps_per_second > 0
+    assert not any(p.requires_grad for p in model.parameters())
     seconds = lr.sampling_seconds_per_image(lambda: torch.zeros(4, 3, 32, 32), 4)
     assert 0 <= seconds < 1
     with pytest.raises(ValueError, match="num_images"):

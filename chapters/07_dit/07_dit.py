@@ -1,0 +1,385 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+# ---
+
+# %% [markdown]
+# # 7. The Diffusion Transformer (DiT)
+#
+# The U-Net of chapters 3 to 6 was designed for images: convolutions, a pyramid of resolutions,
+# attention only where the feature map is small. The Diffusion Transformer {cite:p}`peebles2023dit`
+# drops all of it: cut the input into patches, treat them as tokens, and run a plain transformer,
+# conditioned on the time step and the class through the normalization layers ("adaLN-Zero"). Its
+# quality follows its compute, the Gflops of one forward pass, more than its parameter count; it is
+# the backbone of Stable Diffusion 3, FLUX and Sora-like video models.
+#
+# **What you will build:** patchify (exercise) and unpatchify; the adaLN-Zero block (exercise) and
+# why it starts as the identity; DiT's configurations with their Gflops, checked against the
+# paper's table; class-conditional DiTs trained on CIFAR-10 with classifier-free guidance, and FID
+# against Gflops; DiT against the U-Net; the MMDiT block of SD3 (joint attention over image and
+# text tokens); and LoRA fine-tuning on one class.
+#
+# **Where DiT runs here:** on CIFAR-10's $32 \times 32 \times 3$ *pixels*, not on chapter 6's
+# latents. Patches of 2 and 4 pixels then give grids of $16 \times 16 = 256$ and $8 \times 8 = 64$
+# tokens, the same token grids as DiT on ImageNet-256's $32 \times 32 \times 4$ latents, so the
+# configurations, token counts and Gflops are the paper's (chapter 6's $8 \times 8$ latents would
+# leave 16 or 4 tokens), and the comparison with the chapter 3 and 5 U-Nets is on the same data.
+#
+# **Time:** about one minute on a 2-core CPU in the `smoke` profile (DiT-tiny, a few
+# hundred steps: the samples are blobs, the code path is the real one). **Outputs on this page**
+# were produced by executing it in the profile and on the hardware that the set-up cell prints.
+
+# %%
+import os
+import sys
+
+if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
+    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
+    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+import course_lib
+from course_lib.captions import VOCAB, tokenize
+from course_lib.data import CIFAR10_CLASSES, cache_dir, image_batches, load_cifar10, to_float, to_uint8
+from course_lib.dit_recipes import chapter7_dit, dit_config, dit_recipe, finetune_lora, lora_recipe
+from course_lib.fast_samplers import ddim_sample, timesteps
+from course_lib.fid import fid, reference_stats
+from course_lib.flops import gflops, model_gflops
+from course_lib.guidance import LabelDropoutLoss, cfg_model
+from course_lib.latent_recipes import training_cost
+from course_lib.lora import trainable_parameters
+from course_lib.models import UNet
+from course_lib.models.dit import DiT, DiTBlock, DiTConfig, patchify, unpatchify
+from course_lib.models.mmdit import MMDiT, MMDiTConfig, joint_attention
+from course_lib.models.text import TextEncoder, TextEncoderConfig
+from course_lib.plotting import image_grid, show_jpeg
+from course_lib.recipes import cfg_recipe, chapter5_classifier, evaluate_classifier, unet_config
+from course_lib.results import report
+from course_lib.schedules import make_schedule
+
+profile = course_lib.get_profile()
+device = course_lib.default_device()
+P = profile.choose(  # this chapter's sizes, per profile (each DiT's training recipe: course_lib.dit_recipes)
+    smoke=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=25, fid_samples=64, fid_reference=200,
+               lora_class=1, lora_samples=32),
+    colab=dict(main="S/4", scaling=("S/4",), w=3.0, sampling_steps=50, fid_samples=2_000, fid_reference=10_000,
+               lora_class=1, lora_samples=500),
+    full=dict(main="S/2", scaling=("S/4", "B/4", "S/2", "B/2"), w=3.0, sampling_steps=50, fid_samples=10_000,
+              fid_reference=10_000, lora_class=1, lora_samples=2_000),
+)
+recipe = dit_recipe(profile, P["main"])
+course_lib.show_setup("7 · The Diffusion Transformer", {
+    "main model": f"DiT-{P['main']} ('{recipe['model']}' at this profile) on CIFAR-10 pixels, class-conditional, "
+                  f"{recipe['steps']:,} steps (loaded as an artifact, or trained)",
+    "scaling": f"DiT {', '.join(P['scaling'])}: FID of {P['fid_samples']:,} CFG samples (w = {P['w']}, "
+               f"DDIM {P['sampling_steps']} steps) against {P['fid_reference']:,} test images",
+    "LoRA": f"fine-tune on class '{CIFAR10_CLASSES[P['lora_class']]}', {lora_recipe(profile)['steps']:,} steps",
+}, profile, device)
+
+# %% [markdown]
+# ## Images as tokens
+#
+# DiT's first layer cuts $x_t$ ($C \times S \times S$) into non-overlapping $p \times p$ patches and
+# maps each, flattened, to a $D$-dimensional token by one linear layer (a convolution with kernel
+# and stride $p$), then adds fixed 2D sine-cosine position embeddings (DiT Sec. 3.2). That gives
+# $N = (S/p)^2$ tokens: halving $p$ quadruples $N$ and, at a fixed width, roughly quadruples the
+# compute. The last layer maps each token back to a $p \times p \times C$ patch ("unpatchify").
+
+# %% [markdown]
+# ```{exercise} Patchify
+# :label: ex-patchify
+#
+# Write `patchify(x, p)` that turns images `x` of shape `(B, C, S, S)` into tokens of shape
+# `(B, (S/p)^2, p*p*C)`: the patches in row-major order (left to right, then top to bottom), each
+# flattened as (row in the patch, column in the patch, channel).
+# ```
+#
+# ```{solution-start} ex-patchify
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def my_patchify(x, p):
+    B, C, S, _ = x.shape
+    x = x.reshape(B, C, S // p, p, S // p, p)  # (B, C, patch row, row in patch, patch column, column in patch)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(B, (S // p) ** 2, p * p * C)
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch07 import check_patchify
+
+check_patchify(my_patchify)
+
+# %% tags=["nbval-check-output"]
+x = torch.randn(2, 3, 32, 32)
+tokens = my_patchify(x, 4)  # (2, 64, 48)
+torch.testing.assert_close(unpatchify(tokens, 4, 3), x)  # the library's inverse gives the images back
+dit = DiT(DiTConfig.tiny(4, input_size=32, in_channels=3, num_classes=10))
+torch.testing.assert_close(dit.x_embedder(x).flatten(2).transpose(1, 2),  # the patch embedding is a linear map
+                           tokens @ dit.x_embedder.weight.permute(0, 2, 3, 1).reshape(dit.config.hidden_size, -1).T
+                           + dit.x_embedder.bias)
+print(f"32x32x3 images -> {tokens.shape[1]} tokens of {tokens.shape[2]} numbers (patch 4); "
+      f"{my_patchify(x, 2).shape[1]} tokens with patch 2; the embedding is one linear layer on each patch")
+
+# %% [markdown]
+# ## Conditioning through the normalization: adaLN-Zero
+#
+# DiT compares ways of feeding $t$ and the class $y$ to the transformer (in-context tokens,
+# cross-attention, adaptive layer norm) and keeps the cheapest that worked best: an MLP maps
+# $c = \text{emb}(t) + \text{emb}(y)$ to six vectors per block, a shift and scale after each layer
+# norm and a **gate** on each residual branch,
+#
+# $$ x \leftarrow x + \alpha_1(c) \odot \operatorname{Attn}\big(\operatorname{LN}(x)\,(1 + \gamma_1(c)) + \beta_1(c)\big),
+#    \qquad \text{then the same with the MLP and } (\beta_2, \gamma_2, \alpha_2). $$
+#
+# "Zero": the MLP that makes the six vectors starts at zero, so every gate is 0 and every block
+# starts as the identity (DiT Sec. 3.2; the U-Net of chapter 3 does the same with its zero-initialized
+# last convolutions). DiT found this initialization clearly better than the alternatives.
+
+# %% [markdown]
+# ```{exercise} The adaLN-Zero residual branch
+# :label: ex-ada-ln-zero
+#
+# Write `ada_ln_zero(x, f, shift, scale, gate)` for tokens `x` `(B, N, D)`, a branch `f` (a
+# function of `(B, N, D)` tensors) and per-sample vectors `shift`, `scale`, `gate` `(B, D)`:
+# $x + \text{gate} \odot f(\operatorname{LN}(x)(1 + \text{scale}) + \text{shift})$, with a layer norm
+# over the $D$ features that has no learned parameters (`eps=1e-6`).
+# ```
+#
+# ```{solution-start} ex-ada-ln-zero
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def my_ada_ln_zero(x, f, shift, scale, gate):
+    h = F.layer_norm(x, x.shape[-1:], eps=1e-6)  # no affine parameters: adaLN supplies them
+    return x + gate[:, None] * f(h * (1 + scale[:, None]) + shift[:, None])  # DiT Sec. 3.2
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch07 import check_ada_ln_zero
+
+check_ada_ln_zero(my_ada_ln_zero)
+
+# %% tags=["nbval-check-output"]
+block = DiTBlock(dim=64, num_heads=2).double()
+h, c = torch.randn(3, 16, 64, dtype=torch.float64), torch.randn(3, 64, dtype=torch.float64)
+torch.nn.init.normal_(block.adaLN_modulation[-1].weight, std=0.1)  # a trained block's modulation, say
+s1, g1, a1, s2, g2, a2 = block.adaLN_modulation(c).chunk(6, dim=1)  # (beta_1, gamma_1, alpha_1, beta_2, ...)
+mine = my_ada_ln_zero(my_ada_ln_zero(h, block.attn, s1, g1, a1), block.mlp, s2, g2, a2)
+torch.testing.assert_close(mine, block(h, c))
+fresh = DiT(DiTConfig.tiny(4, input_size=32, in_channels=3, num_classes=10))
+print("two of my branches equal course_lib's DiTBlock; at initialization every block is the identity:",
+      all(torch.equal(b(h.float(), c.float()), h.float()) for b in fresh.blocks),
+      "and the model outputs", float(fresh(x, torch.zeros(2, dtype=torch.long)).detach().abs().max()))
+
+# %% [markdown]
+# ## Configurations and their compute
+#
+# DiT names its models by width and depth (S, B, L, XL) and patch size: DiT-S/2 is the small model
+# with $2 \times 2$ patches. Counting the multiply-adds of one forward pass with PyTorch's
+# `FlopCounterMode` (`course_lib.flops`, in the paper's convention of one multiply-add = one flop)
+# reproduces the paper's Table 4 at its $32 \times 32 \times 4$ latent input, and gives the same
+# numbers on our $32 \times 32 \times 3$ pixels. The chapter 3 U-Net is there for scale.
+
+# %% tags=["nbval-check-output"]
+paper_gflops = {"S/4": 1.41, "S/2": 6.06, "B/4": 5.56, "B/2": 23.01}  # DiT Table 4, ImageNet 256 (reference)
+rows = []
+with torch.device("meta"):  # count without allocating the weights
+    for name, paper in paper_gflops.items():
+        ours = DiT(DiTConfig.named(name, input_size=32, in_channels=3, num_classes=10))
+        latent = DiT(DiTConfig.named(name))  # the paper's input: 32x32x4 latents, 1000 classes
+        rows.append((f"DiT-{name}", ours.config.num_tokens, sum(p.numel() for p in ours.parameters()),
+                     model_gflops(ours), model_gflops(latent), paper))
+    ddpm_unet = UNet(unet_config({"unet": "ddpm_cifar10"}))
+    rows.append(("U-Net (ch. 3, DDPM)", None, sum(p.numel() for p in ddpm_unet.parameters()),
+                 model_gflops(ddpm_unet), None, None))
+print(f"{'model':22s}{'tokens':>7s}{'parameters':>13s}{'Gflops (ours)':>15s}{'at 32x32x4':>12s}{'paper':>8s}")
+for name, n_tok, n_par, g, g_lat, paper in rows:
+    fmt = lambda v, f: f"{v:{f}}" if v is not None else "-"  # noqa: E731
+    print(f"{name:22s}{fmt(n_tok, '>7d'):>7s}{n_par:>13,}{g:>15.2f}{fmt(g_lat, '>12.2f'):>12s}{fmt(paper, '>8.2f'):>8s}")
+for name, _, _, _, g_lat, paper in rows[:4]:
+    assert abs(g_lat - paper) / paper < 0.01, (name, g_lat, paper)  # within 1% of the paper's Table 4
+
+# %% [markdown]
+# ## Training DiTs, and FID against Gflops
+#
+# Each configuration is trained class-conditionally with label dropout (chapter 5) by
+# `course_lib.dit_recipes`, with DiT's recipe in the `full` profile (AdamW at a constant
+# $10^{-4}$, no weight decay, batch 256, EMA 0.9999; the paper trains 400k steps, we train fewer).
+# The models are artifacts: this cell loads each from the cache or the registry and trains it only
+# if it is missing. In `smoke`, "S" means DiT-tiny (2 layers, width 64) at the same patch size.
+# Samples use classifier-free guidance from chapter 5 unchanged (`cfg_model`): DiT has the U-Net's
+# interface, `model(x_t, t, y)`.
+
+# %%
+train_data = load_cifar10("train", subset=recipe["train_images"])
+test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+                      cache_dir() / "fid")
+schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
+steps = timesteps(recipe["num_steps"], P["sampling_steps"], "trailing")
+n = P["fid_samples"]
+y_eval = torch.arange(n) % 10  # every class equally often
+noise = torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(device)
+models, scaling = {}, {}
+for size in P["scaling"]:
+    models[size], meta = chapter7_dit(profile, device, size=size)
+    models[size].eval()
+    guided = cfg_model(models[size], y_eval.to(device), P["w"])
+    samples = ddim_sample(guided, schedule, noise, steps)
+    scaling[size] = dict(gflops=model_gflops(models[size]), seconds=meta["train_seconds"], steps=meta["config"]["recipe"]["steps"],
+                         fid=fid(to_uint8(samples), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images))
+    print(f"DiT-{size} ({meta['config']['recipe']['model']}): {scaling[size]['gflops']:.3f} Gflops, trained "
+          f"{scaling[size]['steps']:,} steps in {meta['train_seconds']:.0f} s; {scaling[size]['fid']}")
+model = models[P["main"]]
+fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
+g_list = [scaling[s]["gflops"] for s in P["scaling"]]
+ax0.plot(g_list, [scaling[s]["fid"].value for s in P["scaling"]], "o-")
+for s in P["scaling"]:
+    ax0.annotate(f"DiT-{s}", (scaling[s]["gflops"], scaling[s]["fid"].value))
+ax0.set(xscale="log", xlabel="Gflops per forward pass", ylabel=f"FID ({n:,} samples)", title="FID against compute")
+image_grid(samples[:20].cpu(), nrow=10, ax=ax1, title=f"DiT-{P['scaling'][-1]}, w = {P['w']}: " + " ".join(CIFAR10_CLASSES))
+show_jpeg(fig)
+
+# %% [markdown]
+# DiT's finding (its Fig. 2 and 6): at a fixed number of training steps, FID falls steadily as the
+# Gflops rise, whether the compute comes from a wider and deeper model or from smaller patches,
+# and models of about equal Gflops (S/2 and B/4) reach about the same FID. The `full` profile's
+# plot is the one to compare with it; `smoke`'s two tiny models, trained for seconds, only show
+# that the code path runs.
+
+# %% [markdown]
+# ## DiT against the U-Net
+#
+# The same training step for the main DiT and for chapter 5's class-conditional U-Net, on this
+# machine, at this profile's sizes (`training_cost` from chapter 6: a few optimizer steps, after
+# warm-up, with the training loop's mixed precision):
+
+# %%
+u_recipe = cfg_recipe(profile)
+unet = UNet(unet_config(u_recipe, num_classes=10)).to(device)
+loss = LabelDropoutLoss(schedule, p_uncond=0.1, num_classes=10)
+batches = image_batches(train_data.images.to(device), recipe["batch"], labels=train_data.labels.to(device),
+                        generator=torch.Generator(device).manual_seed(0))
+cost = {"DiT": training_cost(model, loss, batches), "U-Net": training_cost(unet, loss, batches)}
+compute = {"DiT": model_gflops(model), "U-Net": model_gflops(unet)}
+print(f"batch {recipe['batch']}, {device}:")
+for k, m in (("DiT", model), ("U-Net", unet)):
+    mem = "n/a (CPU)" if cost[k].peak_memory_mib is None else f"{cost[k].peak_memory_mib:,.0f} MiB"
+    print(f"  {k:6s} {sum(p.numel() for p in m.parameters()):>11,} parameters, {compute[k]:.3f} Gflops, "
+          f"{cost[k].steps_per_second:.1f} steps/s, peak memory {mem}")
+
+# %% [markdown]
+# ## MMDiT: joint attention over image and text
+#
+# Stable Diffusion 3 {cite:p}`esser2024sd3` conditions on text without cross-attention. Its MMDiT
+# block keeps two streams of tokens, the image's and the caption's, each with its *own* weights
+# (adaLN modulation, qkv and output projections, MLP), and runs **one attention over both
+# sequences concatenated**: image tokens attend to text tokens and text tokens to image tokens.
+# `course_lib.models.mmdit` builds it as a small variant of the DiT block: each stream is a DiT
+# block cut around its attention. The check below computes the joint attention by hand from the
+# two streams' queries, keys and values, with chapter 6's captions as the text.
+
+# %%
+text_encoder = TextEncoder(TextEncoderConfig.tiny(len(VOCAB)))
+mmdit = MMDiT(MMDiTConfig.tiny(context_dim=text_encoder.config.width))
+tok = tokenize(["a photo of a red truck", "a dark photo of a blue ship"])
+ctx, ctx_mask = text_encoder(tok)  # (2, L, 32), (2, L)
+block = mmdit.blocks[0]
+for m in (block.x_stream.adaLN_modulation[-1], block.ctx_stream.adaLN_modulation[-1]):
+    torch.nn.init.normal_(m.weight, std=0.1)  # as if trained: the identity at init would hide the attention
+xs = torch.randn(2, mmdit.config.grid_size ** 2, mmdit.config.hidden_size)  # image tokens
+cs = mmdit.context_embedder(ctx)
+cond = torch.randn(2, mmdit.config.hidden_size)
+qkv_x, _ = block.x_stream.pre_attention(xs, cond)
+qkv_c, _ = block.ctx_stream.pre_attention(cs, cond)
+heads = block.num_heads
+split = lambda a: a.reshape(2, a.shape[1], 3, heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, heads, n, d)  # noqa: E731
+(qx, kx, vx), (qc, kc, vc) = split(qkv_x), split(qkv_c)
+keys, values = torch.cat([kx, kc], 2), torch.cat([vx, vc], 2)  # the joint sequence: image tokens, then text
+key_mask = torch.cat([torch.ones(2, xs.shape[1], dtype=torch.bool), ctx_mask], 1)
+scores = torch.cat([qx, qc], 2) @ keys.transpose(-2, -1) / math.sqrt(qx.shape[-1])
+mine = scores.masked_fill(~key_mask[:, None, None], float("-inf")).softmax(-1) @ values
+torch.testing.assert_close(mine, joint_attention(torch.cat([qx, qc], 2), keys, values, key_mask))
+n_mm = sum(p.numel() for p in mmdit.parameters())
+print(f"joint attention by hand equals course_lib's; an MMDiT-tiny has {n_mm:,} parameters, "
+      f"{gflops(mmdit, torch.zeros(1, 3, 32, 32), torch.zeros(1, dtype=torch.long), ctx[:1], ctx_mask[:1]):.3f} Gflops "
+      f"with a {tok.shape[1]}-token caption")
+
+# %% [markdown]
+# ## LoRA: fine-tuning a few parameters
+#
+# To adapt a trained model to new data cheaply, LoRA {cite:p}`hu2022lora` freezes every weight
+# and learns a low-rank update of some of them: a linear layer $W$ becomes
+# $W + \frac{\alpha}{r} B A$ with $A \in \mathbb R^{r \times d_\text{in}}$,
+# $B \in \mathbb R^{d_\text{out} \times r}$, $B = 0$ at the start (LoRA Sec. 4.1), so fine-tuning
+# starts from the trained model exactly. Here the adapters go on the attention projections (qkv and
+# output) of the main DiT, which is fine-tuned on the images of one class. Then the *unconditional*
+# model (the null class, $w = 0$) should draw that class more often; the chapter 5 evaluation
+# classifier counts how often.
+
+# %%
+lora_class = P["lora_class"]
+lr_cfg = lora_recipe(profile)
+is_class = train_data.labels == lora_class
+tuned_run = finetune_lora(model, train_data.images[is_class].to(device), train_data.labels[is_class].to(device),
+                          schedule=recipe["schedule"], num_steps=recipe["num_steps"], **lr_cfg)
+tuned = tuned_run.ema.eval()
+n_train, n_total = trainable_parameters(tuned_run.model), sum(p.numel() for p in tuned_run.model.parameters())
+classifier, clf_meta = chapter5_classifier(profile, device)
+z = torch.randn(P["lora_samples"], 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+share = {}
+for name, m in (("before", model), ("after LoRA", tuned)):
+    x0 = ddim_sample(cfg_model(m, 0, 0.0), schedule, z, steps)  # w = 0: the null class only, unconditional
+    share[name] = evaluate_classifier(classifier, x0, torch.full((len(x0),), lora_class, device=device))
+    image_grid(x0[:16].cpu(), nrow=16, figsize=(10, 0.9), title=f"unconditional samples, {name}")
+    show_jpeg()
+print(f"LoRA rank {lr_cfg['rank']}: {n_train:,} trainable parameters of {n_total:,} ({n_train / n_total:.1%}); "
+      f"{lr_cfg['steps']} steps on {int(is_class.sum()):,} '{CIFAR10_CLASSES[lora_class]}' images in {tuned_run.seconds:.0f} s")
+print(f"unconditional samples classified '{CIFAR10_CLASSES[lora_class]}': {share['before']:.1%} before, "
+      f"{share['after LoRA']:.1%} after (evaluation classifier: {clf_meta['metrics']['test_accuracy']:.1%} on real test images)")
+
+# %%
+report({
+    **{f"fid_dit_{s.replace('/', '')}": {"value": scaling[s]["fid"], "sampling_steps": P["sampling_steps"],
+                                        "description": f"DiT-{s} ({scaling[s]['gflops']:.3g} Gflops, "
+                                                       f"{scaling[s]['steps']:,} training steps), CFG w = {P['w']}"}
+       for s in P["scaling"]},
+    "gflops_dit_S2": {"value": rows[1][3], "paper": "dit_s2_gflops", "description": "DiT-S/2 on 32x32x3 pixels"},
+    "dit_vs_unet_steps_per_second": {"value": cost["DiT"].steps_per_second / cost["U-Net"].steps_per_second,
+                                     "description": f"DiT-{P['main']} / chapter 5 U-Net training steps per second"},
+    "lora_trainable_fraction": {"value": n_train / n_total, "description": f"rank {lr_cfg['rank']} on qkv and proj"},
+    "lora_class_share_before": {"value": share["before"], "samples": P["lora_samples"],
+                                "description": f"unconditional samples classified '{CIFAR10_CLASSES[lora_class]}', before LoRA"},
+    "lora_class_share_after": {"value": share["after LoRA"], "samples": P["lora_samples"],
+                               "description": f"the same after LoRA fine-tuning on that class"},
+}, notes={"training": ", ".join(f"DiT-{s} {scaling[s]['steps']:,} steps in {scaling[s]['seconds']:.0f} s"
+                                for s in P["scaling"]) + f" on {device}"})
+
+# %% [markdown]
+# ## Summary
+#
+# - DiT is a plain transformer on patches: patchify, $N$ blocks, unpatchify; $t$ and $y$ enter
+#   through adaptive layer norms whose gates start at zero, so every block starts as the identity.
+# - Its compute is set by width, depth and the number of tokens ($(S/p)^2$); FID follows the
+#   Gflops. Counting them reproduces the paper's table.
+# - MMDiT keeps separate weights for image and text tokens and lets them meet in one joint
+#   attention; LoRA adapts a trained model through low-rank updates of a few of its matrices.
+#
+# Next: chapter 8 trains the same networks with a different objective, flow matching.
