@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .embeddings import sinusoidal_embedding
+from .unet import check_denoiser_inputs
 
 # DiT Table 1: layers N, hidden size d, heads
 DIT_SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16), "tiny": (2, 64, 2)}
@@ -223,22 +224,8 @@ class TimestepEmbedder(nn.Module):
 # ---- the model ----------------------------------------------------------------------------------
 
 def check_inputs(config, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
-    """The U-Net's input checks, with the same messages, for a config with in_channels, input_size, num_classes."""
-    c = config
-    expected = (c.in_channels, c.input_size, c.input_size)
-    if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
-        raise ValueError(f"x_t must have shape (B, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}")
-    B = x_t.shape[0]
-    if not isinstance(t, torch.Tensor) or t.shape != (B,):
-        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"t must be a tensor of shape ({B},), got {got}")
-    if y is None:
-        return
-    if c.num_classes is None:
-        raise ValueError(f"y was given to an unconditional model ({type(c).__name__}.num_classes is None)")
-    if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"y must be an integer tensor of shape ({B},) with labels in [0, {c.num_classes}] "
-                         f"({c.num_classes} = null class), got {y.dtype} {tuple(y.shape)}")
+    """The U-Net's input checks, with the same messages, for a DiTConfig (input_size is the side length)."""
+    check_denoiser_inputs(config, x_t, t, y, config.input_size)
 
 
 class DiT(nn.Module):

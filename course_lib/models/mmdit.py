@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from .dit import (MLP, FinalLayer, TimestepEmbedder, _layer_norm, merge_heads, modulate, sincos_pos_embed_2d,
                   split_heads, unpatchify)
+from .unet import check_denoiser_inputs
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,8 @@ class MMDiT(nn.Module):
 
     def _check_inputs(self, x_t, t, context, context_mask) -> None:
         c = self.config
-        expected = (c.in_channels, c.input_size, c.input_size)
-        if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
-            raise ValueError(f"x_t must have shape (B, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}")
+        check_denoiser_inputs(c, x_t, t, None, c.input_size)
         B = x_t.shape[0]
-        if not isinstance(t, torch.Tensor) or t.shape != (B,):
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"t must be a tensor of shape ({B},), got {got}")
         if context.ndim != 3 or context.shape[0] != B or context.shape[2] != c.context_dim:
             raise ValueError(f"context must have shape ({B}, L, {c.context_dim}), got {tuple(context.shape)}")
         if context_mask is not None and (context_mask.dtype != torch.bool or context_mask.shape != context.shape[:2]):

@@ -121,6 +121,27 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
+def check_denoiser_inputs(config, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, image_size: int) -> None:
+    """A clear error unless x_t is (B, config.in_channels, image_size, image_size), t a (B,) tensor and y None or
+    (B,) integer labels of a class-conditional config (``num_classes`` set; label num_classes = null class).
+    Shared by the denoisers with ``model(x_t, t, y)``: the U-Net and DiT (and MMDiT, for x_t and t)."""
+    c = config
+    expected = (c.in_channels, image_size, image_size)
+    if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
+        raise ValueError(f"x_t must have shape (B, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}")
+    B = x_t.shape[0]
+    if not isinstance(t, torch.Tensor) or t.shape != (B,):
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must be a tensor of shape ({B},), got {got}")
+    if y is None:
+        return
+    if getattr(c, "num_classes", None) is None:
+        raise ValueError(f"y was given to an unconditional model ({type(c).__name__}.num_classes is None)")
+    if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ValueError(f"y must be an integer tensor of shape ({B},) with labels in [0, {c.num_classes}] "
+                         f"({c.num_classes} = null class), got {y.dtype} {tuple(y.shape)}")
+
+
 class ResBlock(nn.Module):
     """skip(x) + conv(drop(SiLU(GN(conv(SiLU(GN(x))) + Linear(SiLU(emb)))))), a 1x1 skip when the width changes."""
 
@@ -289,21 +310,7 @@ class UNet(nn.Module):
         return self.out(h)
 
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
-        c = self.config
-        expected = (c.in_channels, c.image_size, c.image_size)
-        if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
-            raise ValueError(f"x_t must have shape (B, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}")
-        B = x_t.shape[0]
-        if not isinstance(t, torch.Tensor) or t.shape != (B,):
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"t must be a tensor of shape ({B},), got {got}")
-        if y is None:
-            return
-        if c.num_classes is None:
-            raise ValueError("y was given to an unconditional model (UNetConfig.num_classes is None)")
-        if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
-            raise ValueError(f"y must be an integer tensor of shape ({B},) with labels in [0, {c.num_classes}] "
-                             f"({c.num_classes} = null class), got {y.dtype} {tuple(y.shape)}")
+        check_denoiser_inputs(self.config, x_t, t, y, self.config.image_size)
 
     def _check_context(self, x_t: torch.Tensor, context: torch.Tensor | None, mask: torch.Tensor | None) -> None:
         D = self.config.context_dim

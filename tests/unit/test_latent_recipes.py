@@ -1,8 +1,6 @@
 """Chapter 6's recipes: per-profile sizes, train-or-load of the text-to-image latent denoiser on the chapter 2
 VAE's latents of a few real CIFAR-10 images (the VAE trained first when missing), and the cost helpers."""
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,10 +15,6 @@ from course_lib.profiles import PROFILES, get_profile
 from course_lib.schedules import make_schedule
 from course_lib.text_guidance import CaptionDropoutLoss, text_cfg_model
 
-ROOT = Path(__file__).resolve().parents[2]
-CIFAR = Path(os.environ.get("COURSE_DATA") or ROOT.parent / "shared/data/cifar10-jpeg")
-needs_cifar = pytest.mark.skipif(not (CIFAR / "train").is_dir() and not (CIFAR / "cifar10-jpeg/train").is_dir(),
-                                 reason=f"CIFAR-10 is not at {CIFAR} (set COURSE_DATA to the JPEG copy)")
 
 TINY_VAE = dict(model=dict(base_channels=8, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
                 steps=2, batch=8, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=40)
@@ -37,16 +31,7 @@ def test_recipes_build_for_every_profile(name):
     assert n < 0.5e6 if name == "smoke" else n > 1e6
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """Real CIFAR-10 (a few images) and an empty cache shared by this module's tests (decoded once)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COURSE_DATA", str(CIFAR))
-        mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield Path(os.environ["COURSE_CACHE"])
 
-
-@needs_cifar
 def test_chapter6_ldm_trains_the_vae_then_itself_then_loads_and_samples(cache, monkeypatch):
     smoke = get_profile("smoke")
     monkeypatch.setattr(recipes, "vae_recipe", lambda profile: TINY_VAE)

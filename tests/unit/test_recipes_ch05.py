@@ -2,7 +2,6 @@
 noise-aware classifier and the class-conditional U-Net (a few steps on a few real CIFAR-10 images)."""
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,6 @@ from course_lib.profiles import PROFILES, get_profile
 from course_lib.schedules import make_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
-CIFAR = Path(os.environ.get("COURSE_DATA") or ROOT.parent / "shared/data/cifar10-jpeg")
-needs_cifar = pytest.mark.skipif(not (CIFAR / "train").is_dir() and not (CIFAR / "cifar10-jpeg/train").is_dir(),
-                                 reason=f"CIFAR-10 is not at {CIFAR} (set COURSE_DATA to the JPEG copy)")
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -48,16 +44,7 @@ TINY_CFG = dict(unet="tiny", schedule="linear", num_steps=1000, steps=2, batch=4
                 train_images=40, num_classes=10, p_uncond=0.1)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """Real CIFAR-10 (a few images) and an empty cache shared by this module's tests (decoded once)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COURSE_DATA", str(CIFAR))
-        mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield Path(os.environ["COURSE_CACHE"])
 
-
-@needs_cifar
 def test_chapter5_classifier_trains_records_its_accuracy_then_loads(cache, monkeypatch):
     monkeypatch.setattr(recipes, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
     clf, meta = recipes.chapter5_classifier(get_profile("smoke"))
@@ -69,7 +56,6 @@ def test_chapter5_classifier_trains_records_its_accuracy_then_loads(cache, monke
     assert all(torch.equal(a, b) for a, b in zip(clf.state_dict().values(), again.state_dict().values()))
 
 
-@needs_cifar
 def test_chapter5_noisy_classifier_is_time_conditioned(cache, monkeypatch):
     monkeypatch.setattr(recipes, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
     clf, meta = recipes.chapter5_noisy_classifier(get_profile("smoke"))
@@ -77,7 +63,6 @@ def test_chapter5_noisy_classifier_is_time_conditioned(cache, monkeypatch):
     assert clf(torch.zeros(2, 3, 32, 32), torch.tensor([0, 999])).shape == (2, 10)
 
 
-@needs_cifar
 def test_chapter5_unet_trains_then_loads_and_samples_with_guidance(cache, monkeypatch):
     monkeypatch.setattr(recipes, "cfg_recipe", lambda profile: TINY_CFG)
     unet, meta = recipes.chapter5_unet(get_profile("smoke"))

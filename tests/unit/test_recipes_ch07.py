@@ -1,8 +1,6 @@
 """Chapter 7's recipes: DiT sizes per profile, train-or-load of the class-conditional DiT (a few steps on a
 few real CIFAR-10 images, in an isolated cache), and LoRA fine-tuning on one class."""
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,10 +13,6 @@ from course_lib.models.dit import DiT
 from course_lib.profiles import PROFILES, get_profile
 from course_lib.schedules import make_schedule
 
-ROOT = Path(__file__).resolve().parents[2]
-CIFAR = Path(os.environ.get("COURSE_DATA") or ROOT.parent / "shared/data/cifar10-jpeg")
-needs_cifar = pytest.mark.skipif(not (CIFAR / "train").is_dir() and not (CIFAR / "cifar10-jpeg/train").is_dir(),
-                                 reason=f"CIFAR-10 is not at {CIFAR} (set COURSE_DATA to the JPEG copy)")
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -47,16 +41,7 @@ TINY_DIT = dict(size="S/4", model="tiny/4", schedule="linear", num_steps=1000, s
                 ema_decay=0.9, train_images=40, num_classes=10, p_uncond=0.1)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """Real CIFAR-10 (a few images) and an empty cache shared by this module's tests (decoded once)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COURSE_DATA", str(CIFAR))
-        mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield Path(os.environ["COURSE_CACHE"])
 
-
-@needs_cifar
 def test_chapter7_dit_trains_then_loads_and_samples_with_guidance(cache, monkeypatch):
     monkeypatch.setattr(dit_recipes, "dit_recipe", lambda profile, size: {**TINY_DIT, "size": size})
     model, meta = dit_recipes.chapter7_dit(get_profile("smoke"), size="S/4")
