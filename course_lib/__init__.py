@@ -3,7 +3,8 @@
 Modules by concern: profiles and device (set-up), schedules, diffusion (forward process and
 losses), samplers, guidance (classifier-free and classifier guidance), models, vae (ELBO terms),
 data, training, recipes (how reusable models are trained), chapter 6's latent diffusion (captions,
-latent, text_guidance, editing, latent_recipes), artifacts (saved models with
+latent, text_guidance, editing, latent_recipes), chapter 9's latent consistency models (consistency, lcm,
+lcm_recipes), artifacts (saved models with
 checksums), metrics and fid, results (a chapter's headline numbers, for the Results page),
 plotting, exercises, notebooks.
 
