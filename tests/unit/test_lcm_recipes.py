@@ -3,7 +3,6 @@ model distilled from chapter 6's LDM (itself trained first, on the chapter 2 VAE
 CIFAR-10 images) in an isolated cache."""
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from course_lib.profiles import PROFILES, get_profile
 from course_lib.schedules import make_schedule
 
 from test_consistency import tiny_teacher
-from test_latent_recipes import CIFAR, TINY_VAE, needs_cifar
+from test_latent_recipes import TINY_VAE
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -65,16 +64,7 @@ def test_one_step_error_is_the_gap_to_the_teachers_ddim_trajectory():
     assert gap > 0 and lcm.one_step_error(student, teacher, schedule, z_T, tokens, 3.0) == gap
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """Real CIFAR-10 (a few images) and an empty cache shared by this module's tests."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COURSE_DATA", str(CIFAR))
-        mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield Path(os.environ["COURSE_CACHE"])
 
-
-@needs_cifar
 def test_chapter9_lcm_trains_the_teacher_then_distils_then_loads_and_samples(cache, monkeypatch):
     smoke = get_profile("smoke")
     monkeypatch.setattr(recipes, "vae_recipe", lambda profile: TINY_VAE)
