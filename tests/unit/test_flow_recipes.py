@@ -1,0 +1,84 @@
+"""Chapter 8's recipes: sizes per profile, flow matching and reflow on the swiss roll in the shared loop, and
+train-or-load of the CIFAR-10 flow and its reflow (a few steps on a few real images, in an isolated cache)."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import course_lib.flow_recipes as fr
+from course_lib.data import swiss_roll
+from course_lib.flow_matching import ExactOptimalTransportConditionalFlowMatcher
+from course_lib.flow_samplers import flow_euler_sample
+from course_lib.models import MLPDenoiser, UNet
+from course_lib.profiles import PROFILES, get_profile
+
+ROOT = Path(__file__).resolve().parents[2]
+CIFAR = Path(os.environ.get("COURSE_DATA") or ROOT.parent / "shared/data/cifar10-jpeg")
+needs_cifar = pytest.mark.skipif(not (CIFAR / "train").is_dir() and not (CIFAR / "cifar10-jpeg/train").is_dir(),
+                                 reason=f"CIFAR-10 is not at {CIFAR} (set COURSE_DATA to the JPEG copy)")
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+@pytest.mark.parametrize("dataset", fr.DATASETS)
+def test_recipes_build_for_every_profile(name, dataset):
+    recipe = fr.fm_recipe(get_profile(name), dataset)
+    model = fr.build_fm_model(recipe) if name == "smoke" or dataset == "swiss_roll" else None
+    if dataset == "swiss_roll":
+        assert isinstance(model, MLPDenoiser)
+    elif name == "smoke":
+        assert isinstance(model, UNet) and recipe["steps"] <= 300
+    if name == "full" and dataset == "cifar10":  # torchcfm's CIFAR-10 settings (Tong et al. 2024)
+        assert (recipe["lr"], recipe["batch"], recipe["ema_decay"], recipe["warmup"]) == (2e-4, 128, 0.9999, 5_000)
+    reflow = fr.reflow_recipe(get_profile(name), dataset)
+    assert {"pairs", "sample_steps", "steps", "lr"} <= set(reflow)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        fr.fm_recipe(get_profile(name), "mnist")
+
+
+def test_flow_then_reflow_on_the_swiss_roll_trains_and_samples():
+    recipe = {**fr.fm_recipe(get_profile("smoke"), "swiss_roll"), "mlp": dict(hidden=32, num_blocks=2), "steps": 60}
+    data = swiss_roll(2_000, generator=torch.Generator().manual_seed(0))
+    result = fr.train_fm(recipe, data, ExactOptimalTransportConditionalFlowMatcher(), progress=False)
+    assert result.steps_run == 60 and result.history[-1][1] < result.history[0][1]
+    reflow = {**fr.reflow_recipe(get_profile("smoke"), "swiss_roll"), "mlp": recipe["mlp"], "pairs": 256,
+              "sample_steps": 5, "steps": 20}
+    x0, eps = fr.make_reflow_pairs(result.ema, reflow, (2,), "cpu")
+    assert x0.shape == eps.shape == (256, 2) and torch.isfinite(x0).all()
+    before = {k: v.clone() for k, v in result.ema.state_dict().items()}
+    second = fr.train_reflow(reflow, x0, eps, model=result.ema, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in result.ema.state_dict().items())  # the 1-flow is untouched
+    x = flow_euler_sample(second.ema, torch.randn(8, 2), torch.linspace(1, 0, 3))
+    assert x.shape == (8, 2) and torch.isfinite(x).all()
+
+
+def test_the_reusable_models():
+    assert sorted(fr.CHAPTER8_MODELS) == ["ch08_fm", "ch08_reflow"]
+
+
+TINY = dict(unet="tiny", steps=2, batch=4, lr=1e-3, warmup=1, ema_decay=0.9, train_images=40)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_DATA", str(CIFAR))
+        mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield Path(os.environ["COURSE_CACHE"])
+
+
+@needs_cifar
+def test_chapter8_fm_and_reflow_train_then_load(cache, monkeypatch):
+    monkeypatch.setattr(fr, "fm_recipe", lambda profile, dataset="cifar10": dict(TINY))
+    model, meta = fr.chapter8_fm(get_profile("smoke"))
+    assert isinstance(model, UNet) and meta["produced_by"].endswith("train_fm")
+    assert (cache / "artifacts/ch08_fm-smoke.pt").exists()
+    monkeypatch.setattr(fr, "train_fm", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    again, _ = fr.CHAPTER8_MODELS["ch08_fm"](get_profile("smoke"))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    monkeypatch.setattr(fr, "reflow_recipe", lambda profile, dataset="cifar10": {**TINY, "pairs": 8, "sample_steps": 2})
+    second, meta2 = fr.chapter8_reflow(get_profile("smoke"))
+    assert isinstance(second, UNet) and meta2["config"]["from"] == "ch08_fm-smoke"
+    x = flow_euler_sample(second, torch.randn(2, 3, 32, 32), torch.linspace(1, 0, 3))
+    assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
