@@ -18,12 +18,13 @@ from course_lib import distributed as dist
 from course_lib.artifacts import artifact_dir
 from course_lib.profiles import PROFILES, get_profile
 from course_lib.dit_recipes import CHAPTER7_MODELS
+from course_lib.flow_recipes import CHAPTER8_MODELS
 from course_lib.latent_recipes import chapter6_ldm
 from course_lib.lcm_recipes import CHAPTER9_MODELS
 from course_lib.recipes import REUSABLE_MODELS
 
 # name -> its chapter's train-or-load
-MODELS = {**REUSABLE_MODELS, "ch06_ldm": chapter6_ldm, **CHAPTER7_MODELS, **CHAPTER9_MODELS}
+MODELS = {**REUSABLE_MODELS, "ch06_ldm": chapter6_ldm, **CHAPTER7_MODELS, **CHAPTER8_MODELS, **CHAPTER9_MODELS}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,11 +11,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "$VENV"
 fi
 stamp="$VENV/.course-installed"
-want="$(cat "$ROOT/pyproject.toml" "$ROOT/tests/constraints.txt" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/tests/constraints.txt" "$ROOT/tests/setup_env.sh" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "setup: installing course_lib[book,test] into $VENV (a few minutes the first time)"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/tests/constraints.txt" -e "$ROOT[book,test]"
+  # torchcfm, the reference of the flow-matching parity tests, without its declared extras (scikit-learn,
+  # pandas, torchdyn): the tests import only torchcfm.conditional_flow_matching, which needs POT (test extra).
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -c "$ROOT/tests/constraints.txt" torchcfm
   echo "$want" > "$stamp"
 else
   echo "setup: reusing $VENV"

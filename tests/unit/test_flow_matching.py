@@ -169,7 +169,9 @@ def test_bad_shapes_are_errors():
 
 @pytest.fixture
 def cfm():
-    return pytest.importorskip("torchcfm.conditional_flow_matching")
+    """torchcfm's flow matchers, the reference (installed by tests/setup_env.sh, without its heavy extras)."""
+    import torchcfm.conditional_flow_matching as cfm
+    return cfm
 
 
 def _pair(B=16, shape=(3, 4, 4)):

@@ -1,8 +1,6 @@
 """Chapter 8's recipes: sizes per profile, flow matching and reflow on the swiss roll in the shared loop, and
 train-or-load of the CIFAR-10 flow and its reflow (a few steps on a few real images, in an isolated cache)."""
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +12,6 @@ from course_lib.flow_samplers import flow_euler_sample
 from course_lib.models import MLPDenoiser, UNet
 from course_lib.profiles import PROFILES, get_profile
 
-ROOT = Path(__file__).resolve().parents[2]
-CIFAR = Path(os.environ.get("COURSE_DATA") or ROOT.parent / "shared/data/cifar10-jpeg")
-needs_cifar = pytest.mark.skipif(not (CIFAR / "train").is_dir() and not (CIFAR / "cifar10-jpeg/train").is_dir(),
-                                 reason=f"CIFAR-10 is not at {CIFAR} (set COURSE_DATA to the JPEG copy)")
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -60,15 +54,6 @@ def test_the_reusable_models():
 TINY = dict(unet="tiny", steps=2, batch=4, lr=1e-3, warmup=1, ema_decay=0.9, train_images=40)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COURSE_DATA", str(CIFAR))
-        mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield Path(os.environ["COURSE_CACHE"])
-
-
-@needs_cifar
 def test_chapter8_fm_and_reflow_train_then_load(cache, monkeypatch):
     monkeypatch.setattr(fr, "fm_recipe", lambda profile, dataset="cifar10": dict(TINY))
     model, meta = fr.chapter8_fm(get_profile("smoke"))

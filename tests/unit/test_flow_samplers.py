@@ -89,7 +89,6 @@ def test_trajectory_runs_from_noise_to_data_on_the_closed_form_path():
 
 
 def test_adaptive_dopri5_reaches_the_exact_map_and_counts_calls():
-    pytest.importorskip("torchdiffeq")
     noise = torch.randn(32, 2, dtype=F64)
     calls = []
     x, nfe = flow_odeint_sample(lambda x, t: calls.append(t) or gaussian_velocity(x, t), noise, rtol=1e-7, atol=1e-7)
