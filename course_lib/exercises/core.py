@@ -71,8 +71,18 @@ def _call(name: str, fn: Callable, case: dict[str, Any], where: str, hint: str) 
         raise ExerciseError(f"{name} raised {type(err).__name__}: {err}\n  {where}\n  Hint: {hint}") from err
 
 
-def _compare(name: str, expected: torch.Tensor, actual: Any, where: str, rtol: float, atol: float) -> str | None:
-    """None if ``actual`` matches ``expected``, else what is wrong (the start of the failure message)."""
+def _compare(name: str, expected: torch.Tensor | tuple, actual: Any, where: str, rtol: float, atol: float) -> str | None:
+    """None if ``actual`` matches ``expected``, else what is wrong (the start of the failure message).
+    A tuple of tensors (a function with several results) is compared item by item."""
+    if isinstance(expected, tuple):
+        if not isinstance(actual, (tuple, list)) or len(actual) != len(expected):
+            got = f"{len(actual)} values" if isinstance(actual, (tuple, list)) else type(actual).__name__
+            return f"{name} must return {len(expected)} tensors (a tuple), got {got} {where}"
+        for i, (e, a) in enumerate(zip(expected, actual), start=1):
+            problem = _compare(f"{name}'s result {i} of {len(expected)}", e, a, where, rtol, atol)
+            if problem:
+                return problem
+        return None
     if not isinstance(actual, torch.Tensor):
         forgot = " (did you forget `return`?)" if actual is None else ""
         return f"{name} must return a torch.Tensor, got {type(actual).__name__}{forgot} {where}"
