@@ -28,17 +28,16 @@ from typing import Any, Callable
 import torch
 
 from . import distributed as dist
-from .artifacts import ArtifactMissingError, load_artifact, save_artifact
+from .artifacts import load_artifact, save_artifact
 from .data.cifar import image_batches
 from .data.toy import random_batches
 from .flow_matching import ConditionalFlowMatcher, PairedFlowMatchingLoss
-from .flow_samplers import flow_euler_sample, flow_times, reflow_pairs
+from .flow_samplers import flow_euler_sample, reflow_pairs
 from .models.mlp import MLPConfig, MLPDenoiser
 from .models.unet import UNet
 from .profiles import Profile
-from .recipes import _build_unet, _train_or_load, unet_config
-from .registry import resolve_artifact
-from .training import TrainConfig, TrainResult, train
+from .recipes import _build_unet, _train_or_load, load_if_saved, train_config, unet_config
+from .training import TrainResult, train
 
 DATASETS = ("cifar10", "swiss_roll")
 
@@ -72,13 +71,6 @@ def build_fm_model(recipe: dict[str, Any]) -> torch.nn.Module:
     return UNet(unet_config(recipe))
 
 
-def _train_config(recipe: dict[str, Any], steps: int | None, progress: bool, checkpoint_path) -> TrainConfig:
-    n = steps if steps is not None else recipe["steps"]
-    return TrainConfig(steps=n, lr=recipe["lr"], warmup_steps=recipe["warmup"], ema_decay=recipe["ema_decay"],
-                       log_every=max(1, n // 25), progress=progress, checkpoint_path=checkpoint_path,
-                       checkpoint_every=max(1, n // 20))
-
-
 def train_fm(recipe: dict[str, Any], data: torch.Tensor, matcher: ConditionalFlowMatcher | None = None, *,
              steps: int | None = None, model: torch.nn.Module | None = None, seed: int = 0, progress: bool = True,
              checkpoint_path=None) -> TrainResult:
@@ -92,7 +84,7 @@ def train_fm(recipe: dict[str, Any], data: torch.Tensor, matcher: ConditionalFlo
         batches = image_batches(data, recipe["batch"], generator=gen)
     else:
         batches = random_batches(data, recipe["batch"], generator=gen)
-    return train(model, matcher or ConditionalFlowMatcher(), batches, _train_config(recipe, steps, progress,
+    return train(model, matcher or ConditionalFlowMatcher(), batches, train_config(recipe, steps, progress,
                                                                                     checkpoint_path))
 
 
@@ -143,7 +135,7 @@ def train_reflow(recipe: dict[str, Any], x0: torch.Tensor, eps: torch.Tensor, *,
         model = build_fm_model(recipe).to(x0.device)
     gen = torch.Generator(x0.device).manual_seed(seed)
     return train(model, PairedFlowMatchingLoss(), pair_batches(x0, eps, recipe["batch"], gen),
-                 _train_config(recipe, steps, progress, checkpoint_path))
+                 train_config(recipe, steps, progress, checkpoint_path))
 
 
 def make_reflow_pairs(model: torch.nn.Module, recipe: dict[str, Any], shape: tuple[int, ...], device, seed: int = 0,
@@ -162,11 +154,9 @@ def chapter8_reflow(profile: Profile, device: torch.device | str = "cpu", retrai
     chapter 8 flow (``chapter8_fm``, itself loaded or trained): couplings from its ODE, ``train_reflow`` on them,
     saved. ``steps`` and ``checkpoint_path`` as in ``chapter8_fm``."""
     name = f"ch08_reflow-{profile.name}"
-    if not retrain:
-        try:
-            return resolve_artifact(name, _build_unet, map_location=device)
-        except ArtifactMissingError as err:
-            print(f"{err}\nMaking it now from ch08_fm-{profile.name} with train_reflow ({profile.name} recipe).")
+    if not retrain and (saved := load_if_saved(
+            name, _build_unet, device, f"Making it now from ch08_fm-{profile.name} with train_reflow ({profile.name} recipe).")):
+        return saved
     recipe = reflow_recipe(profile)
     recipe = {**recipe, "steps": steps} if steps is not None else recipe
     flow, _ = chapter8_fm(profile, device)

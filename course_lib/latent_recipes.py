@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from . import distributed as dist
-from .artifacts import ArtifactMissingError, load_artifact, save_artifact
+from .artifacts import load_artifact, save_artifact
 from .captions import MAX_TOKENS, VOCAB, caption_images, tokenize
 from .data.cifar import load_cifar10
 from .device import autocast_dtype
@@ -33,11 +33,10 @@ from .models.ldm import LatentDenoiser, LatentDenoiserConfig
 from .models.text import TextEncoderConfig
 from .models.unet import UNetConfig
 from .profiles import Profile
-from .recipes import chapter2_vae
-from .registry import resolve_artifact
+from .recipes import chapter2_vae, load_if_saved, train_config
 from .schedules import make_schedule
 from .text_guidance import CaptionDropoutLoss
-from .training import TrainConfig, TrainResult, train
+from .training import TrainResult, train
 
 TEXT_SIZES = {"tiny": TextEncoderConfig.tiny, "small": TextEncoderConfig.small, "base": TextEncoderConfig.base}
 UNET_SIZES = {"tiny": UNetConfig.tiny, "small": UNetConfig.small, "ddpm_cifar10": UNetConfig.ddpm_cifar10}
@@ -83,12 +82,8 @@ def train_ldm(recipe: dict[str, Any], mu: torch.Tensor, logvar: torch.Tensor, to
     model = model if model is not None else LatentDenoiser(ldm_config(recipe, tuple(mu.shape[1:]))).to(mu.device)
     loss = CaptionDropoutLoss(make_schedule(recipe["schedule"], recipe["num_steps"]), p_uncond=recipe["p_uncond"])
     gen = torch.Generator(mu.device).manual_seed(seed)
-    n = steps if steps is not None else recipe["steps"]
-    cfg = TrainConfig(steps=n, lr=recipe["lr"], warmup_steps=recipe["warmup"], ema_decay=recipe["ema_decay"],
-                      log_every=max(1, n // 25), progress=progress, checkpoint_path=checkpoint_path,
-                      checkpoint_every=max(1, n // 20))
     batches = latent_batches(mu, logvar, tokens.to(mu.device), recipe["batch"], scale, generator=gen)
-    return train(model, loss, batches, cfg)
+    return train(model, loss, batches, train_config(recipe, steps, progress, checkpoint_path))
 
 
 def _build_ldm(config: dict[str, Any]) -> LatentDenoiser:
@@ -117,11 +112,9 @@ def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: 
     kappa z) and the ``vae`` artifact it belongs to; ``steps`` replaces the recipe's (tests);
     ``checkpoint_path``: resume from it and save to it."""
     name = f"ch06_ldm-{profile.name}"
-    if not retrain:
-        try:
-            return resolve_artifact(name, _build_ldm, map_location=device)  # local cache, else the registry's
-        except ArtifactMissingError as err:
-            print(f"{err}\nTraining it now with train_ldm ({profile.name} recipe).")
+    if not retrain and (saved := load_if_saved(name, _build_ldm, device,
+                                               f"Training it now with train_ldm ({profile.name} recipe).")):
+        return saved
     recipe = ldm_recipe(profile) if steps is None else {**ldm_recipe(profile), "steps": steps}
     d = _training_data(profile, recipe, device)
     result = train_ldm(recipe, d["mu"], d["logvar"], d["tokens"], d["scale"], checkpoint_path=checkpoint_path)

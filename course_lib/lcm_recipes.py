@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from . import distributed as dist
-from .artifacts import ArtifactMissingError, load_artifact, save_artifact
+from .artifacts import load_artifact, save_artifact
 from .consistency import consistency_output
 from .fast_samplers import ddim_sample, timesteps
 from .latent import latent_batches
@@ -42,10 +42,10 @@ from .lora import add_lora
 from .models.lcm import GuidanceConditionedDenoiser
 from .models.ldm import LatentDenoiser, LatentDenoiserConfig
 from .profiles import Profile
-from .registry import resolve_artifact
+from .recipes import load_if_saved, train_config
 from .schedules import NoiseSchedule, make_schedule
 from .text_guidance import text_cfg_model
-from .training import TrainConfig, TrainResult, train
+from .training import TrainResult, train
 
 
 def lcm_recipe(profile: Profile) -> dict[str, Any]:
@@ -83,12 +83,9 @@ def distill_lcm(recipe: dict[str, Any], teacher: LatentDenoiser, mu: torch.Tenso
         student = GuidanceConditionedDenoiser.from_teacher(teacher, recipe["w_embed_dim"])
     schedule = schedule if schedule is not None else make_schedule("linear", 1000)
     gen = torch.Generator(mu.device).manual_seed(seed)
-    n = steps if steps is not None else recipe["steps"]
-    cfg = TrainConfig(steps=n, lr=recipe["lr"], warmup_steps=recipe["warmup"], ema_decay=recipe["ema_decay"],
-                      log_every=max(1, n // 25), progress=progress, checkpoint_path=checkpoint_path,
-                      checkpoint_every=max(1, n // 20))
     batches = latent_batches(mu, logvar, tokens.to(mu.device), recipe["batch"], scale, generator=gen)
-    return train(student, _loss(recipe, teacher, schedule, target_mu), batches, cfg)
+    return train(student, _loss(recipe, teacher, schedule, target_mu), batches,
+                 train_config(recipe, steps, progress, checkpoint_path))
 
 
 class GuidanceFreeStudent(nn.Module):
@@ -147,11 +144,9 @@ def chapter9_lcm(profile: Profile, device: torch.device | str = "cpu", retrain: 
     latents and captions, and saved (the loop's EMA of the student). ``meta["config"]`` holds the teacher's
     ``latent_scale`` and ``vae``; ``steps`` replaces the recipe's (tests); ``checkpoint_path``: resume/save."""
     name = f"ch09_lcm-{profile.name}"
-    if not retrain:
-        try:
-            return resolve_artifact(name, _build_student, map_location=device)
-        except ArtifactMissingError as err:
-            print(f"{err}\nDistilling it now with distill_lcm ({profile.name} recipe).")
+    if not retrain and (saved := load_if_saved(name, _build_student, device,
+                                               f"Distilling it now with distill_lcm ({profile.name} recipe).")):
+        return saved
     teacher, teacher_meta = chapter6_ldm(profile, device)
     tconfig = teacher_meta["config"]
     recipe = lcm_recipe(profile) if steps is None else {**lcm_recipe(profile), "steps": steps}

@@ -74,6 +74,26 @@ def train_vae(recipe: dict[str, Any], images: torch.Tensor, *, beta: float | Non
     return train(vae, VAELoss(recipe["beta"] if beta is None else beta), image_batches(images, recipe["batch"], generator=gen), cfg)
 
 
+def train_config(recipe: dict[str, Any], steps: int | None = None, progress: bool = True, checkpoint_path=None,
+                 **overrides) -> TrainConfig:
+    """The shared loop's settings from a recipe's ``steps``, ``lr``, ``warmup`` and ``ema_decay`` (``steps``
+    replaced if given), logging 25 times and checkpointing 20 times per run; ``overrides``: other fields."""
+    n = steps if steps is not None else recipe["steps"]
+    return TrainConfig(**{"steps": n, "lr": recipe["lr"], "warmup_steps": recipe["warmup"],
+                          "ema_decay": recipe["ema_decay"], "log_every": max(1, n // 25), "progress": progress,
+                          "checkpoint_path": checkpoint_path, "checkpoint_every": max(1, n // 20), **overrides})
+
+
+def load_if_saved(name: str, build, device, then: str):
+    """Artifact ``name`` from the local cache or the registry's download, or None after saying that it is
+    missing and what happens ``then`` (e.g. "Training it now with train_ddpm (smoke recipe).")."""
+    try:
+        return resolve_artifact(name, build, map_location=device)
+    except ArtifactMissingError as err:
+        print(f"{err}\n{then}")
+        return None
+
+
 def _model_fields(config: dict[str, Any]) -> dict[str, Any]:
     """A saved artifact's model config as dataclass fields (JSON stores tuples as lists)."""
     return {k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}
@@ -91,11 +111,9 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
     (its ``steps`` replaced if given; resuming from ``checkpoint_path`` if it exists), saves the EMA model
     with ``metrics_fn(ema_model, recipe)`` if given, and loads it back.
     A corrupted artifact is an error, never retrained over silently."""
-    if not retrain:
-        try:
-            return resolve_artifact(name, build, map_location=device)  # local cache, else the registry's download
-        except ArtifactMissingError as err:
-            print(f"{err}\nTraining it now with {train_fn.__name__} ({profile.name} recipe).")
+    if not retrain and (saved := load_if_saved(name, build, device,
+                                               f"Training it now with {train_fn.__name__} ({profile.name} recipe).")):
+        return saved
     recipe = recipe_fn(profile)
     if steps is not None:
         recipe = {**recipe, "steps": steps}
@@ -149,13 +167,9 @@ def train_ddpm(recipe: dict[str, Any], images: torch.Tensor, *, loss_fn=None, st
     schedule = make_schedule(schedule_name or recipe["schedule"], recipe["num_steps"])
     model = model if model is not None else UNet(unet_config(recipe)).to(images.device)
     gen = torch.Generator(images.device).manual_seed(seed)
-    n = steps if steps is not None else recipe["steps"]
-    cfg = TrainConfig(steps=n, lr=recipe["lr"], warmup_steps=recipe["warmup"], ema_decay=recipe["ema_decay"],
-                      log_every=max(1, n // 25), progress=progress, checkpoint_path=checkpoint_path,
-                      checkpoint_every=max(1, n // 20))
     labels = labels.to(images.device) if labels is not None else None
     batches = image_batches(images, recipe["batch"], labels=labels, generator=gen)
-    return train(model, loss_fn or EpsilonLoss(schedule), batches, cfg)
+    return train(model, loss_fn or EpsilonLoss(schedule), batches, train_config(recipe, steps, progress, checkpoint_path))
 
 
 def _build_unet(config: dict[str, Any]) -> UNet:
@@ -237,11 +251,8 @@ def train_classifier(recipe: dict[str, Any], images: torch.Tensor, labels: torch
     gen = torch.Generator(images.device).manual_seed(seed)
     batches = image_batches(images, recipe["batch"], labels=labels.to(images.device), crop=recipe["crop"],
                             generator=gen)
-    n = steps if steps is not None else recipe["steps"]
-    cfg = TrainConfig(steps=n, lr=recipe["lr"], weight_decay=recipe["weight_decay"], warmup_steps=recipe["warmup"],
-                      ema_decay=recipe["ema_decay"], log_every=max(1, n // 25), progress=progress,
-                      checkpoint_path=checkpoint_path, checkpoint_every=max(1, n // 20))
-    result = train(model, loss, batches, cfg)
+    result = train(model, loss, batches, train_config(recipe, steps, progress, checkpoint_path,
+                                                      weight_decay=recipe["weight_decay"]))
     _refresh_batchnorm(result.ema, loss, batches)
     return result
 
