@@ -34,6 +34,7 @@ import torch
 
 from .diffusion import eps_to_x0, gather
 from .schedules import NoiseSchedule
+from .text_guidance import expand_tokens
 
 SIGMA_DATA = 0.5  # CM App. C; LCMScheduler's sigma_data
 TIMESTEP_SCALING = 10.0  # LCMScheduler's timestep_scaling
@@ -107,17 +108,12 @@ def lcm_timesteps(num_train_steps: int, num_inference_steps: int, original_infer
     return grid[index]
 
 
-def _rows(value: torch.Tensor, batch: int, name: str) -> torch.Tensor:
-    """(L,) or (1, L) tokens, or a scalar w, repeated to the batch; (B, ...) as it is."""
-    if name == "w":
-        value = value.reshape(-1)
-        if value.numel() not in (1, batch):
-            raise ValueError(f"w must be a float or have shape ({batch},), got {tuple(value.shape)}")
-        return value.expand(batch)
-    value = value[None] if value.ndim == 1 else value
-    if value.ndim != 2 or value.shape[0] not in (1, batch):
-        raise ValueError(f"tokens must have shape (L,) or ({batch}, L), got {tuple(value.shape)}")
-    return value.expand(batch, -1)
+def _expand_w(w: torch.Tensor, batch: int) -> torch.Tensor:
+    """A scalar guidance scale, or one per sample, as (batch,)."""
+    w = w.reshape(-1)
+    if w.numel() not in (1, batch):
+        raise ValueError(f"w must be a float or have shape ({batch},), got {tuple(w.shape)}")
+    return w.expand(batch)
 
 
 @torch.no_grad()
@@ -142,8 +138,8 @@ def lcm_sample(model: ConsistencyModel, schedule: NoiseSchedule, z_T: torch.Tens
     steps = [int(t) for t in (timesteps if timesteps is not None else
                               lcm_timesteps(schedule.num_steps, num_steps, original_inference_steps))]
     B = z_T.shape[0]
-    tokens = _rows(tokens.to(z_T.device), B, "tokens")  # (B, L)
-    w = _rows(torch.as_tensor(w, dtype=torch.float32, device=z_T.device), B, "w")  # (B,)
+    tokens = expand_tokens(tokens.to(z_T.device), B)  # (B, L)
+    w = _expand_w(torch.as_tensor(w, dtype=torch.float32, device=z_T.device), B)  # (B,)
     z, denoised_all = z_T, []
     for i, t in enumerate(steps):
         t_batch = torch.full((B,), t, dtype=torch.long, device=z.device)

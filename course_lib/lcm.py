@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .consistency import SIGMA_DATA, TIMESTEP_SCALING, consistency_output, lcm_grid
-from .diffusion import add_noise, eps_to_x0
+from .diffusion import add_noise, eps_to_x0, gather
 from .schedules import NoiseSchedule
 from .text_guidance import text_cfg_model
 from .training import EMA
@@ -41,9 +41,8 @@ from .training import EMA
 
 def _alpha_bar(schedule: NoiseSchedule, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """alpha_bar_t per example as (B, 1, ..., 1) in like's dtype; 1 at the data end t < 0."""
-    t = t.cpu()
-    a = torch.where(t >= 0, schedule.alpha_bar[t.clamp(min=0)], torch.ones((), dtype=torch.float64))
-    return a.to(like.device, like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+    a = gather(schedule.alpha_bar, t.clamp(min=0), like)  # (B, 1, ..., 1)
+    return a.masked_fill((t < 0).reshape(a.shape).to(a.device), 1.0)
 
 
 def ddim_step_batched(schedule: NoiseSchedule, eps: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor,

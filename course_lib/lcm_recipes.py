@@ -44,7 +44,7 @@ from .models.ldm import LatentDenoiser, LatentDenoiserConfig
 from .profiles import Profile
 from .recipes import load_if_saved, train_config
 from .schedules import NoiseSchedule, make_schedule
-from .text_guidance import text_cfg_model
+from .text_guidance import expand_tokens, text_cfg_model
 from .training import TrainResult, train
 
 
@@ -123,7 +123,7 @@ def one_step_error(student: nn.Module, teacher: LatentDenoiser, schedule: NoiseS
     end: the solver chain distillation follows). What consistency distillation drives down; at initialisation
     the student's f is the teacher's one-step x0 estimate."""
     B = z_T.shape[0]
-    tokens = tokens.expand(B, -1) if tokens.ndim == 2 else tokens[None].expand(B, -1)
+    tokens = expand_tokens(tokens, B)  # (B, L)
     grid = timesteps(schedule.num_steps, 50, "trailing")  # 999, 979, ..., 19, then the data end
     reference = ddim_sample(text_cfg_model(teacher, tokens, w), schedule, z_T, grid)
     t = torch.full((B,), schedule.num_steps - 1, dtype=torch.long, device=z_T.device)

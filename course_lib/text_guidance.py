@@ -62,8 +62,8 @@ class CaptionDropoutLoss(PredictionLoss):
         return super().__call__(lambda z_t, t: model(z_t, t, tokens), z0, generator)
 
 
-def _rows(tokens: torch.Tensor, batch: int, name: str) -> torch.Tensor:
-    """(L,) or (1, L) repeated to (batch, L); (batch, L) as it is."""
+def expand_tokens(tokens: torch.Tensor, batch: int, name: str = "tokens") -> torch.Tensor:
+    """A prompt's tokens (L,) or (1, L) repeated to (batch, L); (batch, L) as it is; else a clear error."""
     tokens = tokens[None] if tokens.ndim == 1 else tokens
     if tokens.ndim != 2 or tokens.shape[0] not in (1, batch):
         raise ValueError(f"{name} must have shape (L,) or ({batch}, L), got {tuple(tokens.shape)}")
@@ -90,10 +90,10 @@ def text_cfg_model(model: Callable[..., torch.Tensor], tokens: torch.Tensor, w: 
 
     def guided(z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         B = z_t.shape[0]
-        cond = _rows(tokens.to(z_t.device), B, "tokens")  # (B, L)
+        cond = expand_tokens(tokens.to(z_t.device), B)  # (B, L)
         if not isinstance(w, torch.Tensor) and float(w) == 1.0:
             return model(z_t, t, cond)  # one pass: the conditional prediction is the answer
-        uncond = (_rows(negative.to(z_t.device), B, "negative") if negative is not None
+        uncond = (expand_tokens(negative.to(z_t.device), B, "negative") if negative is not None
                   else _empty_tokens(model, B, cond.shape[1], z_t.device))  # (B, L)
         out = model(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([cond, uncond]))  # (2B, ...)
         eps_cond, eps_uncond = out.chunk(2)
