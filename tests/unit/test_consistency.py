@@ -13,6 +13,8 @@ from course_lib.latent_recipes import ldm_config, ldm_recipe
 from course_lib.profiles import get_profile
 from course_lib.schedules import make_schedule
 
+from helpers import perturbed
+
 diffusers = pytest.importorskip("diffusers")
 
 
@@ -118,10 +120,7 @@ def test_guidance_embedding_is_diffusers_sinusoidal_embedding_of_1000_omega():
 def tiny_teacher():
     torch.manual_seed(0)
     teacher = LatentDenoiser(ldm_config(ldm_recipe(get_profile("smoke")), (4, 8, 8))).eval()
-    with torch.no_grad():
-        for p in teacher.parameters():  # no zero-initialised layers left: a teacher that predicts something
-            p.add_(0.05 * torch.randn_like(p))
-    return teacher
+    return perturbed(teacher, 0.05, seed=None)  # no zero-initialised layers left: a teacher that predicts something
 
 
 def test_student_starts_as_the_teacher_and_leaves_it_unchanged():

@@ -10,16 +10,9 @@ from course_lib.guidance import LabelDropoutLoss, cfg_model
 from course_lib.models.dit import DiT, DiTBlock, DiTConfig, patchify, sincos_pos_embed_2d, unpatchify
 from course_lib.schedules import make_schedule
 
+from helpers import perturbed
+
 TINY = dict(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=2, num_classes=10)
-
-
-def _perturbed(model, scale=0.1, seed=0):
-    """The model with every parameter moved off its init (zero-init layers would hide bugs)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model
 
 
 def test_named_sizes_follow_dit_table_1():
@@ -78,7 +71,7 @@ def test_adaln_zero_makes_every_block_the_identity_and_the_output_zero():
 
 
 def test_interface_matches_the_unet():
-    model = _perturbed(DiT(DiTConfig(**TINY)))
+    model = perturbed(DiT(DiTConfig(**TINY)))
     x, t = torch.randn(2, 4, 8, 8), torch.tensor([3, 7])
     null = torch.full((2,), 10)
     torch.testing.assert_close(model(x, t), model(x, t, null))  # y=None is the null class
@@ -97,7 +90,7 @@ def test_interface_matches_the_unet():
 
 
 def test_guidance_and_samplers_take_it_unchanged():
-    model = _perturbed(DiT(DiTConfig(**TINY)))
+    model = perturbed(DiT(DiTConfig(**TINY)))
     schedule = make_schedule("linear", 1000)
     loss = LabelDropoutLoss(schedule, p_uncond=0.5)  # num_classes read from model.config
     batch = (torch.randn(4, 4, 8, 8), torch.tensor([0, 1, 2, 9]))
@@ -110,7 +103,7 @@ def test_guidance_and_samplers_take_it_unchanged():
 
 
 def test_follows_the_input_dtype():
-    model = _perturbed(DiT(DiTConfig(**TINY))).double()
+    model = perturbed(DiT(DiTConfig(**TINY))).double()
     out = model(torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.tensor([1, 2]), torch.tensor([0, 1]))
     assert out.dtype == torch.float64
 
@@ -171,7 +164,7 @@ def _copy_into_diffusers(ours: DiT, ref) -> None:
 
 def test_outputs_equal_diffusers_in_float64():
     config = DiTConfig(input_size=8, patch_size=2, in_channels=4, hidden_size=64, depth=2, num_heads=2, num_classes=10)
-    ours = _perturbed(DiT(config)).double()
+    ours = perturbed(DiT(config)).double()
     ref = _diffusers_dit(config).double().eval()  # eval: diffusers' label embedder drops labels in training mode
     torch.testing.assert_close(ours.pos_embed, ref.pos_embed.pos_embed, rtol=0, atol=0)
     with torch.no_grad():

@@ -8,16 +8,9 @@ from torch import nn
 from course_lib.lora import LoRALinear, add_lora, merge_lora, trainable_parameters
 from course_lib.models.dit import DiT, DiTConfig
 
+from helpers import perturbed
+
 CONFIG = DiTConfig(input_size=8, patch_size=2, in_channels=3, hidden_size=32, depth=2, num_heads=2, num_classes=10)
-
-
-def _trained_like(model, seed=0):
-    """Every parameter moved off its init, as after training (zero-init layers would hide bugs)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model
 
 
 def _inputs(B=3):
@@ -39,7 +32,7 @@ def test_lora_linear_is_w0_plus_scaled_low_rank_update():
 
 
 def test_output_unchanged_at_init_and_only_lora_parameters_train():
-    model = _trained_like(DiT(CONFIG))
+    model = perturbed(DiT(CONFIG))
     x, t, y = _inputs()
     before = model(x, t, y)
     total = sum(p.numel() for p in model.parameters())
@@ -53,7 +46,7 @@ def test_output_unchanged_at_init_and_only_lora_parameters_train():
 
 
 def test_gradient_reaches_a_and_b_only_and_training_changes_the_output():
-    model = add_lora(_trained_like(DiT(CONFIG)), rank=2)
+    model = add_lora(perturbed(DiT(CONFIG)), rank=2)
     x, t, y = _inputs()
     before = model(x, t, y).detach()
     model(x, t, y).square().mean().backward()
@@ -73,8 +66,8 @@ def test_gradient_reaches_a_and_b_only_and_training_changes_the_output():
 def test_merged_model_equals_the_unmerged_one_with_the_original_structure():
     model = DiT(CONFIG)
     keys = set(model.state_dict())
-    add_lora(_trained_like(model), rank=3, alpha=5.0)
-    _trained_like(model, seed=1)  # A and B as after training (and the frozen weights, which do not matter here)
+    add_lora(perturbed(model), rank=3, alpha=5.0)
+    perturbed(model, seed=1)  # A and B as after training (and the frozen weights, which do not matter here)
     x, t, y = _inputs()
     with torch.no_grad():
         unmerged = model(x, t, y)

@@ -8,15 +8,9 @@ import torch.nn.functional as F
 from course_lib.models.dit import DiTBlock
 from course_lib.models.mmdit import MMDiT, MMDiTBlock, MMDiTConfig, joint_attention
 
+from helpers import perturbed
+
 D, HEADS = 32, 2
-
-
-def _perturbed(module, scale=0.1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return module
 
 
 def _tiny(**overrides):
@@ -36,7 +30,7 @@ def test_joint_attention_is_softmax_attention_over_the_concatenated_tokens():
 def test_a_block_with_equal_stream_weights_is_a_dit_block_over_the_concatenation():
     """The two streams differ only in their weights: with the context stream's set to the image
     stream's, an MMDiT block is one DiT block applied to [image tokens; context tokens]."""
-    block = _perturbed(MMDiTBlock(D, HEADS))
+    block = perturbed(MMDiTBlock(D, HEADS))
     block.ctx_stream.load_state_dict(block.x_stream.state_dict())
     dit = DiTBlock(D, HEADS)
     state = {k.replace("qkv", "attn.qkv").replace("proj", "attn.proj"): v for k, v in block.x_stream.state_dict().items()}
@@ -47,7 +41,7 @@ def test_a_block_with_equal_stream_weights_is_a_dit_block_over_the_concatenation
 
 
 def test_streams_interact_only_through_attention():
-    block = _perturbed(MMDiTBlock(D, HEADS))
+    block = perturbed(MMDiTBlock(D, HEADS))
     x, ctx, other, c = torch.randn(2, 16, D), torch.randn(2, 5, D), torch.randn(2, 5, D), torch.randn(2, D)
     assert not torch.allclose(block(x, other, c)[0], block(x, ctx, c)[0])  # image tokens see the context ...
     with torch.no_grad():  # ... and only through attention: zero the image stream's attention output
@@ -68,7 +62,7 @@ def test_identity_at_init_and_zero_output():
 
 
 def test_padding_tokens_are_never_attended_to_nor_pooled():
-    model = _perturbed(MMDiT(_tiny())).double()
+    model = perturbed(MMDiT(_tiny())).double()
     x, t = torch.randn(2, 3, 8, 8, dtype=torch.float64), torch.tensor([10, 700])
     context = torch.randn(2, 6, 12, dtype=torch.float64)
     mask = torch.tensor([[True, True, True, True, False, False], [True] * 6])
@@ -101,7 +95,7 @@ def test_the_last_block_keeps_only_what_its_attention_reads():
 
 
 def test_trains_every_parameter():
-    model = _perturbed(MMDiT(_tiny()), scale=0.02)
+    model = perturbed(MMDiT(_tiny()), scale=0.02)
     x, t, ctx = torch.randn(4, 3, 8, 8), torch.randint(0, 1000, (4,)), torch.randn(4, 3, 12)
     loss = F.mse_loss(model(x, t, ctx), torch.randn_like(x))
     loss.backward()

@@ -13,6 +13,8 @@ from course_lib.models.dit import DiT
 from course_lib.profiles import PROFILES, get_profile
 from course_lib.schedules import make_schedule
 
+from helpers import perturbed
+
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -57,9 +59,7 @@ def test_chapter7_dit_trains_then_loads_and_samples_with_guidance(cache, monkeyp
 
 def test_finetune_lora_adapts_a_copy_on_one_class():
     model = DiT(dit_recipes.dit_config(TINY_DIT))
-    with torch.no_grad():  # as after training: at init adaLN-Zero's gates are 0 and no gradient reaches attention
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    perturbed(model, 0.05, seed=None)  # as after training: at init adaLN-Zero's gates are 0 and no gradient reaches attention
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     labels = torch.full((8,), 3)

@@ -9,15 +9,14 @@ from torch.nn import functional as F
 from course_lib.models import UNet, UNetConfig
 from course_lib.models.unet import SelfAttention
 
+from helpers import perturbed
+
 TINY16 = dict(image_size=16, attention_resolutions=(4,))  # the tiny sizes on 16x16 inputs: fast tests
 
 
 def _wake(model: torch.nn.Module, scale: float = 0.05) -> torch.nn.Module:
     """Perturb every weight: DDPM's zero-initialized output layers would make the network output 0."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return model.eval()
+    return perturbed(model, scale, seed=None).eval()
 
 
 def _inputs(c: UNetConfig, batch: int = 2):

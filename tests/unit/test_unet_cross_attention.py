@@ -8,14 +8,13 @@ import torch
 from course_lib.models import UNet, UNetConfig
 from course_lib.models.unet import CrossAttention
 
+from helpers import perturbed
+
 TINY8 = dict(in_channels=4, image_size=8, attention_resolutions=(4,))  # a 4x8x8 latent
 
 
 def _wake(model, scale=0.2):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return model.eval()
+    return perturbed(model, scale, seed=None).eval()
 
 
 @pytest.mark.parametrize("heads", [1, 2, 4])
