@@ -1,5 +1,6 @@
-"""Sampling-loop overhead: course_lib's ddim_sample and dpmpp_2m_sample against loops over diffusers'
-DDIMScheduler and DPMSolverMultistepScheduler, with the same model, noise and steps.
+"""Sampling-loop overhead: course_lib's ddim_sample, dpmpp_2m_sample and flow_euler_sample against loops
+over diffusers' DDIMScheduler, DPMSolverMultistepScheduler and FlowMatchEulerDiscreteScheduler, with the
+same model, noise and steps.
 
 Two models: a 1x1 convolution (so cheap that the sampler's own arithmetic and Python dominate) and
 the tiny U-Net (UNet(UNetConfig.tiny()), the smoke profile's). Each sampler is timed as one whole
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_tabl
 from _table import print_markdown_table  # noqa: E402
 from course_lib.device import describe_hardware  # noqa: E402
 from course_lib.fast_samplers import ddim_sample, timesteps  # noqa: E402
+from course_lib.flow_samplers import flow_euler_sample, flow_times  # noqa: E402
 from course_lib.models import UNet, UNetConfig  # noqa: E402
 from course_lib.ode_samplers import dpm_solver_timesteps, dpmpp_2m_sample  # noqa: E402
 from course_lib.schedules import make_schedule  # noqa: E402
@@ -54,6 +56,8 @@ class PointwiseConv(nn.Module):
 def diffusers_scheduler(name: str):
     import diffusers
 
+    if name == "flow_euler":  # chapter 8: sigmas from 1 to 0, the model called at t = 1000 sigma
+        return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=T)
     common = dict(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
     if name == "ddim":  # as course_lib: unclipped, alpha_bar = 1 at the data end, "leading" steps
         return diffusers.DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True,
@@ -70,6 +74,8 @@ def samplers(name: str, model, n: int, x_T: torch.Tensor) -> dict:
     def ours():
         if name == "ddim":
             return ddim_sample(model, schedule, x_T, timesteps(T, n, "leading"))
+        if name == "flow_euler":
+            return flow_euler_sample(model, x_T, flow_times(n, num_train_steps=T))
         return dpmpp_2m_sample(model, schedule, x_T, dpm_solver_timesteps(T, n))
 
     @torch.no_grad()
@@ -77,8 +83,11 @@ def samplers(name: str, model, n: int, x_T: torch.Tensor) -> dict:
         sched.set_timesteps(n, device=dev)
         x = x_T
         for t in sched.timesteps:
-            eps = model(x, torch.full((B,), int(t), device=dev, dtype=torch.long))
-            x = sched.step(eps, t, x).prev_sample
+            if name == "flow_euler":  # continuous time, as flow_euler_sample passes it
+                out = model(x, torch.full((B,), float(t), device=dev, dtype=x.dtype))
+            else:
+                out = model(x, torch.full((B,), int(t), device=dev, dtype=torch.long))
+            x = sched.step(out, t, x).prev_sample
         return x
 
     @torch.no_grad()
@@ -146,7 +155,7 @@ def main(argv=None) -> None:
     rows = []
     for model_name, model in models.items():
         model = model.to(device).eval()
-        for sampler in ("ddim", "dpmpp_2m"):
+        for sampler in ("ddim", "dpmpp_2m", "flow_euler"):
             for n in (int(s) for s in args.steps.split(",")):
                 fns = samplers(sampler, model, n, x_T)
                 a, b = fns["course_lib"](), fns["diffusers"]()  # also the warm-up
