@@ -2,6 +2,9 @@
 the U-Net's interface (guidance and samplers take it unchanged), and parity with diffusers'
 DiTTransformer2DModel (parameter counts, and outputs in float64 with the weights copied over)."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -110,14 +113,18 @@ def test_follows_the_input_dtype():
 
 # ---- parity with diffusers' DiTTransformer2DModel -------------------------------------------------
 
+def _bench():
+    """benchmarks/dit_vs_diffusers.py: the twin and the weight copy that the benchmark times, tested here."""
+    pytest.importorskip("diffusers")
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "dit_vs_diffusers.py"
+    spec = importlib.util.spec_from_file_location("dit_vs_diffusers", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def _diffusers_dit(config: DiTConfig):
-    diffusers = pytest.importorskip("diffusers")
-    # learn_sigma off (out_channels = in_channels), labels as num_embeds_ada_norm (diffusers' name for K),
-    # DiT's LayerNorm eps 1e-6 in both norms (diffusers' default for the MLP's norm is 1e-5)
-    return diffusers.DiTTransformer2DModel(
-        num_attention_heads=config.num_heads, attention_head_dim=config.hidden_size // config.num_heads,
-        in_channels=config.in_channels, num_layers=config.depth, sample_size=config.input_size,
-        patch_size=config.patch_size, num_embeds_ada_norm=config.num_classes, norm_eps=1e-6)
+    return _bench().diffusers_twin(config)
 
 
 def _embedder_parameters(model: DiT) -> int:
@@ -138,39 +145,29 @@ def test_parameter_count_equals_diffusers_but_for_its_per_block_embedders(name):
     assert per_block_ref == sum(p.numel() for p in ours.blocks[0].parameters())
 
 
-def _copy_into_diffusers(ours: DiT, ref) -> None:
-    def copy(dst, src):
-        dst.weight.copy_(src.weight)
-        dst.bias.copy_(src.bias)
-
-    copy(ref.pos_embed.proj, ours.x_embedder)
-    for blk, b in zip(ref.transformer_blocks, ours.blocks):
-        emb = blk.norm1.emb
-        emb.time_proj.downscale_freq_shift = 0  # DiT's frequencies 10000^(-k/128); diffusers' DiT uses k/127
-        copy(emb.timestep_embedder.linear_1, ours.t_embedder.mlp[0])
-        copy(emb.timestep_embedder.linear_2, ours.t_embedder.mlp[2])
-        emb.class_embedder.embedding_table.weight.copy_(ours.y_embedder.weight)
-        copy(blk.norm1.linear, b.adaLN_modulation[1])
-        for lin, w, bias in zip((blk.attn1.to_q, blk.attn1.to_k, blk.attn1.to_v), b.attn.qkv.weight.chunk(3),
-                                b.attn.qkv.bias.chunk(3)):
-            lin.weight.copy_(w)
-            lin.bias.copy_(bias)
-        copy(blk.attn1.to_out[0], b.attn.proj)
-        copy(blk.ff.net[0].proj, b.mlp[0])
-        copy(blk.ff.net[2], b.mlp[2])
-    copy(ref.proj_out_1, ours.final_layer.adaLN_modulation[1])
-    copy(ref.proj_out_2, ours.final_layer.linear)
-
-
 def test_outputs_equal_diffusers_in_float64():
     config = DiTConfig(input_size=8, patch_size=2, in_channels=4, hidden_size=64, depth=2, num_heads=2, num_classes=10)
     ours = perturbed(DiT(config)).double()
     ref = _diffusers_dit(config).double().eval()  # eval: diffusers' label embedder drops labels in training mode
     torch.testing.assert_close(ours.pos_embed, ref.pos_embed.pos_embed, rtol=0, atol=0)
     with torch.no_grad():
-        _copy_into_diffusers(ours, ref)
+        _bench().copy_weights(ours, ref)
         x = torch.randn(3, 4, 8, 8, dtype=torch.float64)
         t, y = torch.tensor([0, 500, 999]), torch.tensor([1, 10, 3])  # 10: the null class
         out = ours(x, t, y)
         torch.testing.assert_close(out, ref(x, t, y).sample, rtol=1e-12, atol=1e-12)
     assert out.abs().max() > 0.1
+
+
+def test_the_benchmarks_parity_check_sees_the_same_function_and_a_wrong_copy():
+    bench = _bench()  # a fresh module: patching it below touches nothing else
+    config = DiTConfig(**{**TINY, "in_channels": 3})
+    assert bench.parity_check(DiT(config), bench.diffusers_twin(config), torch.device("cpu")) < 1e-5
+    right = bench.copy_weights
+
+    def off_by_a_bias(ours, twin):
+        right(ours, twin)
+        twin.proj_out_2.bias.data.add_(0.1)
+
+    bench.copy_weights = off_by_a_bias
+    assert bench.parity_check(DiT(config), bench.diffusers_twin(config), torch.device("cpu")) > 0.05
