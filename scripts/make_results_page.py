@@ -73,6 +73,17 @@ _TAIL = """
   the peak memory allocated by PyTorch on the GPU in a GPU run.
 - A chapter listed as *no metrics reported yet* ran, but does not call `report` yet.
 
+## Speed against diffusers
+
+The numbers above are quality. Speed is measured apart, by the scripts in the repository's
+[`benchmarks/`](https://github.com/diffusion-from-scratch/course/tree/main/benchmarks) folder:
+course_lib's U-Net and DiT against diffusers' `UNet2DModel` and `DiTTransformer2DModel` built to
+the same architecture (training steps and sampling throughput, fp32/bf16, with and without
+`torch.compile`), the sampling loops against diffusers' schedulers, and the data pipeline. Each
+checks that both sides compute the same thing before timing them, and prints its hardware above
+its table; the measured tables are in
+[`benchmarks/README.md`](https://github.com/diffusion-from-scratch/course/blob/main/benchmarks/README.md).
+
 ## Updating this page
 
 Re-execute chapters (this rewrites their stored outputs, `results/results.json` and this page):
