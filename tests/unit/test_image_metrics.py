@@ -123,6 +123,26 @@ def test_frechet_distance_invariants_and_errors():
         frechet_distance(mu1, s1, mu2[:4], s2)
 
 
+@pytest.mark.parametrize("d,n", [(50, 20), (64, 2), (2048, 16)])
+def test_frechet_distance_from_the_samples_factor_equals_the_full_decomposition(d, n):
+    """fid's fast route (N < D): the N x N eigenvalues of A^T S2 A in place of D x D decompositions."""
+    g = torch.Generator().manual_seed(d + n)
+    feats = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.rand(d, generator=g, dtype=torch.float64)
+    mu1, s1 = feature_stats(feats)
+    factor = (feats - mu1).T / (n - 1) ** 0.5
+    mu2, s2 = torch.randn(d, generator=g, dtype=torch.float64), _random_cov(d, min(d, 3 * n), g)
+    full = frechet_distance(mu1, s1, mu2, s2)
+    fast = frechet_distance(mu1, s1, mu2, s2, factor1=factor)
+    assert fast == pytest.approx(full, rel=1e-7)
+    assert abs(frechet_distance(mu1, s1, mu1, s1, factor1=factor)) < 1e-6 * s1.trace().item()
+    with pytest.raises(ValueError, match=r"factor1 must be \(D, N\)"):
+        frechet_distance(mu1, s1, mu2, s2, factor1=factor.T)
+    with pytest.raises(ValueError, match="must equal sigma1"):
+        frechet_distance(mu1, s1, mu2, s2, factor1=2 * factor)
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        frechet_distance(mu1, s1, mu2, s2 - 10 * s2.abs().max() * torch.eye(d, dtype=torch.float64), factor1=factor)
+
+
 def test_feature_stats_match_numpy():
     feats = torch.randn(30, 5, dtype=torch.float32)
     mu, sigma = feature_stats(feats)
