@@ -25,6 +25,18 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 Call = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
+def max_diff_after_copy(ours: nn.Module, twin: nn.Module, copy_weights: Callable[[nn.Module, nn.Module], None],
+                        calls: dict[str, Call], x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> float:
+    """Max |ours - twin| on (x, t, y) after perturbing copies of ours' weights (so that no zero-initialised
+    layer hides a mismatch) and loading them into a copy of the twin with ``copy_weights``."""
+    ours, twin = copy.deepcopy(ours).eval(), copy.deepcopy(twin).eval()
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+        copy_weights(ours, twin)
+        return (calls["course"](ours, x, t, y) - calls["diffusers"](twin, x, t, y)).abs().max().item()
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -17,7 +17,6 @@ on GPUs.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_harness.py, when imported from a file path
-from _harness import add_timing_args, make_inputs, print_table, resolve_timing_args, run_rows  # noqa: E402
+from _harness import (add_timing_args, make_inputs, max_diff_after_copy, print_table,  # noqa: E402
+                      resolve_timing_args, run_rows)
 from course_lib.device import describe_hardware  # noqa: E402
 from course_lib.dit_recipes import SIZES  # noqa: E402
 from course_lib.models.dit import DiT, DiTConfig  # noqa: E402
@@ -75,18 +75,16 @@ def copy_weights(ours: DiT, twin: nn.Module) -> None:
         copy_linear(twin.proj_out_2, ours.final_layer.linear)
 
 
+CALLS = {"course": lambda m, x, t, y: m(x, t, y),
+         "diffusers": lambda m, x, t, y: m(x, t, class_labels=y, return_dict=False)[0]}
+
+
 def parity_check(ours: DiT, twin: nn.Module, device: torch.device) -> float:
     """Max |ours - twin| after copying perturbed weights (adaLN-Zero's zero init would hide a mismatch)."""
-    ours, twin = copy.deepcopy(ours).eval(), copy.deepcopy(twin).eval()
-    with torch.no_grad():
-        for p in ours.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    copy_weights(ours, twin)
     c = ours.config
     x = torch.randn(2, c.in_channels, c.input_size, c.input_size, device=device)
     t, y = torch.tensor([3, 700], device=device), torch.tensor([1, c.num_classes], device=device)  # a label, the null class
-    with torch.no_grad():
-        return (ours(x, t, y) - twin(x, t, class_labels=y, return_dict=False)[0]).abs().max().item()
+    return max_diff_after_copy(ours, twin, copy_weights, CALLS, x, t, y)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -116,8 +114,7 @@ def main(argv=None) -> None:
     print(f"same function after copying weights: max |diff| = {parity_check(ours, twin, device):.2e}")
     print(f"batch {args.batch}; per measurement {args.warmup} warm-up + {args.repeats} x {args.steps} timed calls, "
           f"repeats alternating between the two models; TF32 matmul={torch.backends.cuda.matmul.allow_tf32}\n")
-    models = {"course": (ours, lambda m, x, t, y: m(x, t, y)),
-              "diffusers": (twin, lambda m, x, t, y: m(x, t, class_labels=y, return_dict=False)[0])}
+    models = {"course": (ours, CALLS["course"]), "diffusers": (twin, CALLS["diffusers"])}
     inputs = make_inputs(args, (c.in_channels, c.input_size, c.input_size), c.num_classes, device)
     print_table(run_rows(models, inputs, args, device), device)
 

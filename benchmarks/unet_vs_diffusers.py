@@ -14,7 +14,6 @@ Times are the median over repeats, after warm-up, with torch.cuda.synchronize on
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_harness.py, when imported from a file path
-from _harness import add_timing_args, make_inputs, print_table, resolve_timing_args, run_rows  # noqa: E402
+from _harness import (add_timing_args, make_inputs, max_diff_after_copy, print_table,  # noqa: E402
+                      resolve_timing_args, run_rows)
 from course_lib.device import describe_hardware  # noqa: E402
 from course_lib.models.unet import Block, SelfAttention, UNet, UNetConfig  # noqa: E402
 
@@ -94,19 +94,16 @@ def copy_weights(model: UNet, twin: nn.Module) -> None:
     twin.load_state_dict(sd, strict=True)
 
 
+CALLS = {"course": lambda m, x, t, y: m(x, t, y), "diffusers": lambda m, x, t, y: m(x, t, y, return_dict=False)[0]}
+
+
 def parity_check(ours: UNet, twin: nn.Module, device: torch.device) -> float:
-    """Max |ours - twin| after copying (perturbed, so that no zero-initialized layer hides a mismatch) weights."""
-    ours, twin = copy.deepcopy(ours).eval(), copy.deepcopy(twin).eval()
-    with torch.no_grad():
-        for p in ours.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    copy_weights(ours, twin)
+    """Max |ours - twin| after copying perturbed weights (so that no zero-initialized layer hides a mismatch)."""
     c = ours.config
     x = torch.randn(2, c.in_channels, c.image_size, c.image_size, device=device)
     t = torch.tensor([3, 700], device=device)
     y = None if c.num_classes is None else torch.tensor([1, c.num_classes], device=device)  # a label, the null class
-    with torch.no_grad():
-        return (ours(x, t, y) - twin(x, t, y, return_dict=False)[0]).abs().max().item()
+    return max_diff_after_copy(ours, twin, copy_weights, CALLS, x, t, y)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -143,8 +140,7 @@ def main(argv=None) -> None:
           f"channels_last={args.channels_last}; TF32 matmul={torch.backends.cuda.matmul.allow_tf32}, "
           f"cudnn={torch.backends.cudnn.allow_tf32}\n")
 
-    models = {"course": (ours, lambda m, x, t, y: m(x, t)),
-              "diffusers": (twin, lambda m, x, t, y: m(x, t, return_dict=False)[0])}
+    models = {"course": (ours, CALLS["course"]), "diffusers": (twin, CALLS["diffusers"])}
     c = args.unet_config
     inputs = make_inputs(args, (c.in_channels, c.image_size, c.image_size), None, device)
     print_table(run_rows(models, inputs, args, device), device)

@@ -1,27 +1,18 @@
 """The benchmarks time course_lib against diffusers on the same work: check that it is the same work
 (both loops of benchmarks/sampler_overhead.py give the same samples), so that a ratio compares like with like."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
+from helpers import load_benchmark
+
 pytest.importorskip("diffusers")
-
-
-def _load(name):
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m", "flow_euler"])
 @pytest.mark.parametrize("steps", [1, 7])
 def test_sampler_benchmark_loops_compute_the_same_samples(sampler, steps):
-    bench = _load("sampler_overhead")
+    bench = load_benchmark("sampler_overhead")
     torch.manual_seed(0)
     model = bench.PointwiseConv().eval()
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))

@@ -2,9 +2,6 @@
 the U-Net's interface (guidance and samplers take it unchanged), and parity with diffusers'
 DiTTransformer2DModel (parameter counts, and outputs in float64 with the weights copied over)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -13,7 +10,7 @@ from course_lib.guidance import LabelDropoutLoss, cfg_model
 from course_lib.models.dit import DiT, DiTBlock, DiTConfig, patchify, sincos_pos_embed_2d, unpatchify
 from course_lib.schedules import make_schedule
 
-from helpers import perturbed
+from helpers import load_benchmark, perturbed
 
 TINY = dict(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=2, num_classes=10)
 
@@ -116,11 +113,7 @@ def test_follows_the_input_dtype():
 def _bench():
     """benchmarks/dit_vs_diffusers.py: the twin and the weight copy that the benchmark times, tested here."""
     pytest.importorskip("diffusers")
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "dit_vs_diffusers.py"
-    spec = importlib.util.spec_from_file_location("dit_vs_diffusers", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("dit_vs_diffusers")
 
 
 def _diffusers_dit(config: DiTConfig):

@@ -1,6 +1,4 @@
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +7,7 @@ from torch.nn import functional as F
 from course_lib.models import UNet, UNetConfig
 from course_lib.models.unet import SelfAttention
 
-from helpers import perturbed
+from helpers import load_benchmark, perturbed
 
 TINY16 = dict(image_size=16, attention_resolutions=(4,))  # the tiny sizes on 16x16 inputs: fast tests
 
@@ -154,10 +152,7 @@ def test_bad_configs_raise_clear_errors():
 
 def test_same_function_as_the_diffusers_twin_of_the_benchmark():
     pytest.importorskip("diffusers")
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "unet_vs_diffusers.py"
-    spec = importlib.util.spec_from_file_location("unet_vs_diffusers", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("unet_vs_diffusers")
     for c in (UNetConfig.tiny(**TINY16), UNetConfig.tiny(num_classes=10, head_dim=8, num_res_blocks=2, **TINY16)):
         model, twin = UNet(c), bench.diffusers_twin(c)
         assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in twin.parameters())
