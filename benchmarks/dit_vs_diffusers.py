@@ -83,7 +83,8 @@ def parity_check(ours: DiT, twin: nn.Module, device: torch.device) -> float:
     """Max |ours - twin| after copying perturbed weights (adaLN-Zero's zero init would hide a mismatch)."""
     c = ours.config
     x = torch.randn(2, c.in_channels, c.input_size, c.input_size, device=device)
-    t, y = torch.tensor([3, 700], device=device), torch.tensor([1, c.num_classes], device=device)  # a label, the null class
+    t = torch.tensor([3, 700], device=device)
+    y = torch.tensor([1, c.num_classes], device=device)  # a label, the null class
     return max_diff_after_copy(ours, twin, copy_weights, CALLS, x, t, y)
 
 

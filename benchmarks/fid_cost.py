@@ -90,8 +90,9 @@ def main(argv=None) -> None:
     fd_times = {k: [timed(fn, device) for _ in range(args.repeats)] for k, fn in fd.items()}
 
     print(f"{describe_hardware(device)} · torch {torch.__version__} · Python {platform.python_version()}")
+    command = " ".join(sys.argv[1:] if argv is None else argv)
     print(f"{args.samples} images (32x32, resized to {INPUT_SIZE}), Inception batch {args.batch}, median of "
-          f"{args.repeats} repeats; command: python benchmarks/fid_cost.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+          f"{args.repeats} repeats; command: python benchmarks/fid_cost.py {command}")
     print(f"features agree between the layouts to max |diff| {diff:.1e}\n")
     base = statistics.median(times["contiguous"])
     rows = [["step", "seconds", "images/s", "x faster than the first route"]]

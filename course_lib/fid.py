@@ -139,8 +139,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, factor1: torch.Tensor | None =
     Args:
         mu1, mu2: (D,) means; sigma1, sigma2: (D, D) covariances (tensors or arrays).
         factor1: optional (D, N) A with sigma1 = A A^T, e.g. N - 1 normalised centred features
-            (``fid`` passes it when N < D). S1^1/2 S2 S1^1/2 then has the nonzero eigenvalues of the
-            N x N matrix A^T S2 A, so no D x D eigen-decomposition is needed; sigma2 is then checked for positive semi-definiteness on A's span only.
+            (``fid`` passes it when N < D). S1^1/2 S2 S1^1/2 then has the nonzero eigenvalues of
+            the N x N matrix A^T S2 A, so no D x D eigen-decomposition is needed; sigma2 is then
+            checked for positive semi-definiteness on A's span only.
     """
     mu1 = torch.as_tensor(mu1, dtype=torch.float64)
     device = mu1.device
