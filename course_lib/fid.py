@@ -227,7 +227,9 @@ def fid(samples_uint8: torch.Tensor, ref_mu: torch.Tensor, ref_sigma: torch.Tens
     """FID of (N, 3, H, W) uint8 samples against reference statistics (see ``reference_stats``).
 
     Computed on the samples' device. ``print`` the result: it states the sample count, the
-    reference set and the resize protocol.
+    reference set and the resize protocol. With fewer samples than features (N < 2048) the
+    distance goes through the samples' N x N factor (``frechet_distance``'s ``factor1``): the same
+    value, without 2048 x 2048 eigen-decompositions.
     """
     extract = features if features is not None else _default_features()
     feats = extract(samples_uint8, batch_size=batch_size).double()  # (N, D)
