@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
+import pytest
 import torch
 
 
@@ -28,3 +30,14 @@ def load_benchmark(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def assert_loads_without_training(monkeypatch, module: ModuleType, trainer: str, load: Callable[[], tuple],
+                                  model: torch.nn.Module, verb: str = "trained") -> torch.nn.Module:
+    """A recipe's second call loads its saved artifact: ``module.trainer`` is made to fail, ``load()`` (the
+    recipe's train-or-load call, returning (model, meta)) runs, and the loaded weights equal ``model``'s.
+    Returns the loaded model."""
+    monkeypatch.setattr(module, trainer, lambda *a, **k: pytest.fail(f"{verb} again instead of loading"))
+    again, _ = load()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    return again

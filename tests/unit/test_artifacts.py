@@ -9,6 +9,8 @@ from course_lib.artifacts import ArtifactError, ArtifactMissingError, load_artif
 from course_lib.data import CIFAR10_CLASSES
 from course_lib.profiles import get_profile
 
+from helpers import assert_loads_without_training
+
 
 def test_round_trip_and_checksum(tmp_path):
     model = nn.Linear(3, 2)
@@ -47,9 +49,8 @@ def test_chapter2_vae_trains_saves_then_loads(one_image_per_class, monkeypatch):
     monkeypatch.setattr(recipes, "vae_recipe", lambda profile: tiny)
     vae, meta = recipes.chapter2_vae(get_profile("smoke"))
     assert meta["profile"] == "smoke" and meta["config"]["recipe"]["steps"] == 2
-    monkeypatch.setattr(recipes, "train_vae", lambda *a, **k: pytest.fail("trained again instead of loading"))
-    again, _ = recipes.chapter2_vae(get_profile("smoke"))
-    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), again.state_dict().values()))
+    assert_loads_without_training(monkeypatch, recipes, "train_vae",
+                                  lambda: recipes.chapter2_vae(get_profile("smoke")), vae)
 
 
 def test_chapter3_unet_trains_saves_then_loads(one_image_per_class, monkeypatch):
@@ -59,9 +60,8 @@ def test_chapter3_unet_trains_saves_then_loads(one_image_per_class, monkeypatch)
     monkeypatch.setattr(recipes, "ddpm_recipe", lambda profile: tiny)
     unet, meta = recipes.chapter3_unet(get_profile("smoke"))
     assert unet.config == recipes.unet_config(tiny) and meta["produced_by"].endswith("train_ddpm")
-    monkeypatch.setattr(recipes, "train_ddpm", lambda *a, **k: pytest.fail("trained again instead of loading"))
-    again, _ = recipes.chapter3_unet(get_profile("smoke"))
-    assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), again.state_dict().values()))
+    assert_loads_without_training(monkeypatch, recipes, "train_ddpm",
+                                  lambda: recipes.chapter3_unet(get_profile("smoke")), unet)
 
 
 def test_train_or_load_refuses_a_corrupted_artifact(one_image_per_class, monkeypatch):

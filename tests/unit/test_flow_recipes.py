@@ -12,6 +12,7 @@ from course_lib.flow_samplers import flow_euler_sample
 from course_lib.models import MLPDenoiser, UNet
 from course_lib.profiles import PROFILES, get_profile
 
+from helpers import assert_loads_without_training
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -59,9 +60,8 @@ def test_chapter8_fm_and_reflow_train_then_load(cache, monkeypatch):
     model, meta = fr.chapter8_fm(get_profile("smoke"))
     assert isinstance(model, UNet) and meta["produced_by"].endswith("train_fm")
     assert (cache / "artifacts/ch08_fm-smoke.pt").exists()
-    monkeypatch.setattr(fr, "train_fm", lambda *a, **k: pytest.fail("trained again instead of loading"))
-    again, _ = fr.CHAPTER8_MODELS["ch08_fm"](get_profile("smoke"))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert_loads_without_training(monkeypatch, fr, "train_fm",
+                                  lambda: fr.CHAPTER8_MODELS["ch08_fm"](get_profile("smoke")), model)
     monkeypatch.setattr(fr, "reflow_recipe", lambda profile, dataset="cifar10": {**TINY, "pairs": 8, "sample_steps": 2})
     second, meta2 = fr.chapter8_reflow(get_profile("smoke"))
     assert isinstance(second, UNet) and meta2["config"]["from"] == "ch08_fm-smoke"

@@ -19,6 +19,8 @@ from course_lib.models.lcm import GuidanceConditionedDenoiser
 from course_lib.profiles import PROFILES, get_profile
 from course_lib.schedules import make_schedule
 
+from helpers import assert_loads_without_training
+
 from test_consistency import tiny_teacher
 from test_latent_recipes import TINY_VAE
 
@@ -78,9 +80,8 @@ def test_chapter9_lcm_trains_the_teacher_then_distils_then_loads_and_samples(cac
     config = meta["config"]
     assert config["teacher"] == "ch06_ldm-smoke" and config["recipe"]["steps"] == 3 and config["latent_scale"] > 0
     assert meta["produced_by"].endswith("distill_lcm")
-    monkeypatch.setattr(lcm, "distill_lcm", lambda *a, **k: pytest.fail("distilled again instead of loading"))
-    again, _ = lcm.chapter9_lcm(smoke)
-    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values()))
+    assert_loads_without_training(monkeypatch, lcm, "distill_lcm",
+                                  lambda: lcm.chapter9_lcm(smoke), student, verb="distilled")
     vae, _ = recipes.chapter2_vae(smoke)
     z = lcm_sample(student, make_schedule("linear", 1000), torch.randn(2, 4, 8, 8), 4, 3.0,
                    tokenize("a photo of a red truck")[0], torch.Generator().manual_seed(0))

@@ -14,6 +14,8 @@ from course_lib.models import Classifier
 from course_lib.profiles import PROFILES, get_profile
 from course_lib.schedules import make_schedule
 
+from helpers import assert_loads_without_training
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,9 +53,8 @@ def test_chapter5_classifier_trains_records_its_accuracy_then_loads(cache, monke
     assert isinstance(clf, Classifier) and not clf.training and not clf.config.time_conditioned
     assert 0.0 <= meta["metrics"]["test_accuracy"] <= 1.0 and meta["produced_by"].endswith("train_classifier")
     assert (cache / "artifacts/ch05_classifier-smoke.pt").exists()
-    monkeypatch.setattr(recipes, "train_classifier", lambda *a, **k: pytest.fail("trained again instead of loading"))
-    again, _ = recipes.chapter5_classifier(get_profile("smoke"))
-    assert all(torch.equal(a, b) for a, b in zip(clf.state_dict().values(), again.state_dict().values()))
+    assert_loads_without_training(monkeypatch, recipes, "train_classifier",
+                                  lambda: recipes.chapter5_classifier(get_profile("smoke")), clf)
 
 
 def test_chapter5_noisy_classifier_is_time_conditioned(cache, monkeypatch):
@@ -67,9 +68,8 @@ def test_chapter5_unet_trains_then_loads_and_samples_with_guidance(cache, monkey
     monkeypatch.setattr(recipes, "cfg_recipe", lambda profile: TINY_CFG)
     unet, meta = recipes.chapter5_unet(get_profile("smoke"))
     assert unet.config.num_classes == 10 and meta["produced_by"].endswith("train_cfg")
-    monkeypatch.setattr(recipes, "train_cfg", lambda *a, **k: pytest.fail("trained again instead of loading"))
-    again, _ = recipes.chapter5_unet(get_profile("smoke"))
-    assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), again.state_dict().values()))
+    assert_loads_without_training(monkeypatch, recipes, "train_cfg",
+                                  lambda: recipes.chapter5_unet(get_profile("smoke")), unet)
     x = ddim_sample(cfg_model(unet, torch.tensor([3, 7]), 2.0), make_schedule("linear", 1000),
                     torch.randn(2, 3, 32, 32), timesteps(1000, 2))
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
