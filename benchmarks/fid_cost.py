@@ -26,22 +26,18 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_table.py, when imported from a file path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _harness.py and _table.py beside this file
+from _harness import sync  # noqa: E402
 from _table import print_markdown_table  # noqa: E402
 from course_lib.device import describe_hardware  # noqa: E402
 from course_lib.fid import INPUT_SIZE, InceptionFeatures, feature_stats, frechet_distance  # noqa: E402
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def timed(fn, device) -> float:
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     fn()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - t0
 
 

@@ -29,7 +29,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_table.py, when imported from a file path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _harness.py and _table.py beside this file
+from _harness import sync  # noqa: E402
 from _table import print_markdown_table  # noqa: E402
 from course_lib.device import describe_hardware  # noqa: E402
 from course_lib.fast_samplers import ddim_sample, timesteps  # noqa: E402
@@ -99,29 +100,24 @@ def samplers(name: str, model, n: int, x_T: torch.Tensor) -> dict:
     return {"course_lib": ours, "diffusers": theirs, "model": bare}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def median_ms_per_step(fns: dict, n: int, device: torch.device, repeats: int, min_seconds: float) -> dict[str, float]:
     """Median over ``repeats`` samples of ms per step; a sample averages as many calls as fill
     ``min_seconds`` (one for slow models). The caller has run each fn once (warm-up)."""
     calls = {}
     for k, fn in fns.items():
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         calls[k] = max(1, round(min_seconds / (time.perf_counter() - t0)))
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             for _ in range(calls[k]):
                 fn()
-            _sync(device)
+            sync(device)
             times[k].append((time.perf_counter() - t0) * 1e3 / (n * calls[k]))
     return {k: statistics.median(v) for k, v in times.items()}
 
