@@ -115,11 +115,15 @@ def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, sigma
 
 
+def _check_symmetric(a: torch.Tensor, what: str) -> None:
+    if (a - a.T).abs().max() > 1e-8 * a.abs().max():
+        raise ValueError(f"{what} is not symmetric")
+
+
 def _psd_eigh(a: torch.Tensor, what: str, vectors: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Eigen-decomposition of a symmetric PSD matrix; eigenvalues negative by round-off only
     (>= -1e-6 of the largest magnitude) are set to zero, anything more negative is an error."""
-    if (a - a.T).abs().max() > 1e-8 * a.abs().max():
-        raise ValueError(f"{what} is not symmetric")
+    _check_symmetric(a, what)
     w, v = torch.linalg.eigh(a) if vectors else (torch.linalg.eigvalsh(a), None)
     tol = 1e-6 * w.abs().max()
     if w.min() < -tol:
@@ -161,8 +165,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, factor1: torch.Tensor | None =
             raise ValueError(f"factor1 must be (D, N) with D = {d}, got shape {tuple(a.shape)}")
         if (a @ a.T - sigma1).abs().max() > 1e-8 * sigma1.abs().max():
             raise ValueError("factor1 @ factor1.T must equal sigma1")
-        if (sigma2 - sigma2.T).abs().max() > 1e-8 * sigma2.abs().max():
-            raise ValueError("sigma2 is not symmetric")
+        _check_symmetric(sigma2, "sigma2")
         m = a.T @ sigma2 @ a  # (N, N): the nonzero eigenvalues of S1^1/2 S2 S1^1/2 (those of S2 A A^T)
     w, _ = _psd_eigh((m + m.T) / 2, "sqrt(sigma1) @ sigma2 @ sqrt(sigma1)", vectors=False)  # eigenvalues only
     fd = (mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * w.sqrt().sum()
