@@ -44,7 +44,7 @@ def sha256_file(path: Path) -> str:
 
 def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profile: str, produced_by: str,
                   seconds: float | None = None, metrics: dict[str, float] | None = None,
-                  directory: Path | None = None) -> Path:
+                  history: list[tuple[int, float]] | None = None, directory: Path | None = None) -> Path:
     """Saves ``model``'s weights (on the CPU) and ``config``; returns the path of NAME.pt."""
     directory = Path(directory or artifact_dir())
     directory.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,8 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
     meta = {
         "name": name, "sha256": sha256_file(weights), "config": config, "profile": profile,
         "hardware": describe_hardware(device), "torch": torch.__version__, "produced_by": produced_by,
-        "train_seconds": seconds, "metrics": metrics or {}, "created": _dt.date.today().isoformat(),
+        "train_seconds": seconds, "metrics": metrics or {}, "history": [list(h) for h in history or []],
+        "created": _dt.date.today().isoformat(),
     }
     (directory / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return weights

@@ -51,6 +51,8 @@ def dit_recipe(profile: Profile, size: str = "S/2") -> dict[str, Any]:
     return {**common, **profile.choose(
         smoke=dict(model=f"tiny/{patch}", steps=200, batch=32, lr=1e-3, warmup=10,
                    ema_decay=0.99, train_images=2_000),
+        laptop=dict(model=size, steps=20_000, batch=64, lr=1e-4, ema_decay=0.9995,
+                    train_images=None),  # provisional: sized in issue 19 (chapter 7)
         colab=dict(model=size, steps=30_000, batch=128, lr=1e-4, ema_decay=0.9995, train_images=None),
         full=dict(model=size, steps=100_000, batch=256, lr=1e-4, ema_decay=0.9999, train_images=None),
     )}
@@ -98,6 +100,7 @@ def lora_recipe(profile: Profile) -> dict[str, Any]:
     """Keywords of ``finetune_lora`` per profile: rank and alpha (alpha = r, scale 1), steps, batch, lr, EMA."""
     return profile.choose(
         smoke=dict(rank=4, alpha=4.0, steps=60, batch=32, lr=1e-3, ema_decay=0.9),
+        laptop=dict(rank=8, alpha=8.0, steps=1_000, batch=64, lr=2e-4, ema_decay=0.999),  # provisional
         colab=dict(rank=8, alpha=8.0, steps=2_000, batch=128, lr=1e-4, ema_decay=0.999),
         full=dict(rank=8, alpha=8.0, steps=5_000, batch=256, lr=1e-4, ema_decay=0.999),
     )

@@ -51,6 +51,8 @@ def fm_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
         return profile.choose(
             smoke=dict(mlp=dict(hidden=64, num_blocks=3), steps=1_000, batch=256, lr=2e-3, warmup=100,
                        ema_decay=0.995, train_points=20_000),
+            laptop=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, lr=1e-3, warmup=500,
+                        ema_decay=0.999, train_points=100_000),
             colab=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, lr=1e-3, warmup=500,
                        ema_decay=0.999, train_points=100_000),
             full=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, lr=1e-3, warmup=500,
@@ -58,6 +60,8 @@ def fm_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
         )
     return profile.choose(
         smoke=dict(unet="tiny", steps=300, batch=32, lr=1e-3, warmup=30, ema_decay=0.99, train_images=2_000),
+        laptop=dict(unet="laptop", steps=35_000, batch=64, lr=3e-4, warmup=1_000, ema_decay=0.9995,
+                    train_images=None),  # provisional: sized in issue 20 (chapter 8)
         colab=dict(unet="small", steps=30_000, batch=128, lr=2e-4, warmup=1_000, ema_decay=0.9995, train_images=None),
         full=dict(unet="ddpm_cifar10", steps=100_000, batch=128, lr=2e-4, warmup=5_000, ema_decay=0.9999,
                   train_images=None),
@@ -105,10 +109,12 @@ def reflow_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
     does; ``steps`` and ``lr`` replace the flow recipe's."""
     if dataset == "swiss_roll":
         extra = profile.choose(smoke=dict(pairs=10_000, sample_steps=50, steps=1_000, lr=1e-3),
+                               laptop=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4),
                                colab=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4),
                                full=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4))
     else:
         extra = profile.choose(smoke=dict(pairs=192, sample_steps=8, steps=60, lr=1e-3),
+                               laptop=dict(pairs=20_000, sample_steps=50, steps=10_000, lr=1e-4),  # provisional
                                colab=dict(pairs=20_000, sample_steps=50, steps=15_000, lr=1e-4),
                                full=dict(pairs=100_000, sample_steps=100, steps=50_000, lr=1e-4))
     return {**fm_recipe(profile, dataset), **extra}

@@ -39,7 +39,8 @@ from .text_guidance import CaptionDropoutLoss
 from .training import TrainResult, train
 
 TEXT_SIZES = {"tiny": TextEncoderConfig.tiny, "small": TextEncoderConfig.small, "base": TextEncoderConfig.base}
-UNET_SIZES = {"tiny": UNetConfig.tiny, "small": UNetConfig.small, "ddpm_cifar10": UNetConfig.ddpm_cifar10}
+UNET_SIZES = {"tiny": UNetConfig.tiny, "laptop": UNetConfig.laptop, "small": UNetConfig.small,
+              "ddpm_cifar10": UNetConfig.ddpm_cifar10}
 
 
 def ldm_recipe(profile: Profile) -> dict[str, Any]:
@@ -52,6 +53,10 @@ def ldm_recipe(profile: Profile) -> dict[str, Any]:
         smoke=dict(text="tiny", text_overrides={}, unet="tiny",
                    unet_overrides=dict(channel_mult=(1, 2), attention_resolutions=(4,)),
                    steps=600, batch=32, lr=1e-3, warmup=30, ema_decay=0.99, train_images=2_000, **common),
+        laptop=dict(text="tiny", text_overrides={}, unet="laptop",  # provisional: sized in issue 19
+                    unet_overrides=dict(base_channels=64, channel_mult=(1, 2), attention_resolutions=(4,)),
+                    steps=30_000, batch=64, lr=3e-4, warmup=1_000, ema_decay=0.9995, train_images=None,
+                    **common),
         colab=dict(text="small", text_overrides={}, unet="small",
                    unet_overrides=dict(channel_mult=(1, 2, 2), attention_resolutions=(8, 4), head_dim=32),
                    steps=30_000, batch=128, lr=2e-4, warmup=1_000, ema_decay=0.9995, train_images=None, **common),

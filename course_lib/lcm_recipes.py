@@ -56,6 +56,8 @@ def lcm_recipe(profile: Profile) -> dict[str, Any]:
     common = dict(original_inference_steps=50, w_min=1.0, w_max=5.0, mu=0.95, huber_c=0.001, w_embed_dim=256)
     return profile.choose(
         smoke=dict(steps=400, batch=32, lr=5e-4, warmup=20, ema_decay=0.99, train_images=2_000, **common),
+        laptop=dict(steps=4_000, batch=64, lr=1e-4, warmup=200, ema_decay=0.999, train_images=None,
+                    **common),  # provisional: sized in issue 20 (chapter 9)
         colab=dict(steps=4_000, batch=128, lr=1e-4, warmup=200, ema_decay=0.999, train_images=None, **common),
         full=dict(steps=20_000, batch=128, lr=5e-5, warmup=500, ema_decay=0.9995, train_images=None, **common),
     )

@@ -3,8 +3,11 @@
 The code path is the same in every profile; only sizes change. A chapter states its own
 numbers for each profile with :meth:`Profile.choose`, so a reader sees all of them side by side.
 
-    smoke  CI and instructors: 2 CPU cores, the whole course in minutes.
-    colab  students: a free Colab T4 GPU, each chapter within the time its page states.
+    smoke   CI and instructors: 2 CPU cores, the whole course in minutes.
+    laptop  a 2-core CPU, no GPU: the rendered book. Heavy models are trained once, for hours,
+            with the chapters' recipes (scripts/train.py, in resumable chunks) and published;
+            each chapter loads them and reproduces its page in at most 30 minutes.
+    colab   students: a free Colab T4 GPU, each chapter within the time its page states.
     full   a data-centre GPU (A100/H100 class): the numbers the book reports.
 """
 
@@ -33,7 +36,7 @@ class Profile:
     def choose(self, **per_profile: T) -> T:
         """Return ``per_profile[self.name]``; every known profile must be given a value.
 
-        >>> Profile("smoke", "").choose(smoke=1_000, colab=20_000, full=50_000)
+        >>> Profile("smoke", "").choose(smoke=1_000, laptop=8_000, colab=20_000, full=50_000)
         1000
         """
         missing = sorted(set(PROFILES) - set(per_profile))
@@ -48,6 +51,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "CI and instructors: CPU, small sizes, minutes for the whole course"),
+    "laptop": Profile("laptop", "a 2-core CPU: published models trained for hours, each chapter in 30 minutes"),
     "colab": Profile("colab", "students: one free Colab T4 GPU, training sized to the time each page states"),
     "full": Profile("full", "a data-centre GPU (A100/H100 class): the sizes behind the book's reported numbers"),
 }

@@ -50,6 +50,9 @@ def vae_recipe(profile: Profile) -> dict[str, Any]:
     return profile.choose(
         smoke=dict(model=dict(base_channels=16, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
                    steps=200, batch=32, lr=1e-3, beta=1.0, ema_decay=0.99, train_images=2_000),
+        # laptop: provisional (sized when chapter 2's laptop model is trained, issue 18)
+        laptop=dict(model=dict(base_channels=32, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
+                    steps=20_000, batch=64, lr=1e-3, beta=1.0, ema_decay=0.999, train_images=None),
         colab=dict(model=dict(base_channels=64, channel_mult=(1, 2, 2), blocks_per_level=1, latent_channels=4),
                    steps=15_000, batch=128, lr=5e-4, beta=1.0, ema_decay=0.999, train_images=None),
         full=dict(model=dict(base_channels=128, channel_mult=(1, 2, 2), blocks_per_level=2, latent_channels=4),
@@ -77,11 +80,14 @@ def train_vae(recipe: dict[str, Any], images: torch.Tensor, *, beta: float | Non
 def train_config(recipe: dict[str, Any], steps: int | None = None, progress: bool = True, checkpoint_path=None,
                  **overrides) -> TrainConfig:
     """The shared loop's settings from a recipe's ``steps``, ``lr``, ``warmup`` and ``ema_decay`` (``steps``
-    replaced if given), logging 25 times and checkpointing 20 times per run; ``overrides``: other fields."""
+    replaced if given), logging 25 times and checkpointing 20 times per run, and, with a checkpoint, keeping
+    14 snapshots of the EMA weights for "samples over training"; ``overrides``: other fields."""
     n = steps if steps is not None else recipe["steps"]
+    snapshots = max(1, n // 14) if checkpoint_path is not None else 0
     return TrainConfig(**{"steps": n, "lr": recipe["lr"], "warmup_steps": recipe["warmup"],
                           "ema_decay": recipe["ema_decay"], "log_every": max(1, n // 25), "progress": progress,
-                          "checkpoint_path": checkpoint_path, "checkpoint_every": max(1, n // 20), **overrides})
+                          "checkpoint_path": checkpoint_path, "checkpoint_every": max(1, n // 20),
+                          "snapshot_every": snapshots, **overrides})
 
 
 def load_if_saved(name: str, build, device, then: str):
@@ -125,7 +131,8 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
         config = {"model": asdict(result.ema.config), "recipe": recipe, "data": data.source_id,
                   "processes": dist.world_size()}
         save_artifact(name, result.ema, config, profile=profile.name,
-                      produced_by=f"{train_fn.__module__}.{train_fn.__name__}", seconds=result.seconds,
+                      produced_by=f"{train_fn.__module__}.{train_fn.__name__}", seconds=result.total_seconds,
+                      history=result.history,
                       metrics=metrics_fn(result.ema, recipe) if metrics_fn else None)
     dist.barrier()  # the other ranks wait for the files
     return load_artifact(name, build, map_location=device)
@@ -146,6 +153,11 @@ def ddpm_recipe(profile: Profile) -> dict[str, Any]:
     return profile.choose(
         smoke=dict(unet="tiny", schedule="linear", num_steps=1000, steps=300, batch=32, lr=1e-3, warmup=30,
                    ema_decay=0.99, train_images=2_000),
+        # laptop: 1.1M parameters at about 63 images/s on 2 cores: 35k steps of 64 are about 10 CPU-hours
+        # (45 epochs), trained in chunks by scripts/train.py; constant rate after warm-up, so a chunk's
+        # schedule does not depend on when the run stops; EMA half-life about 1,400 steps
+        laptop=dict(unet="laptop", schedule="linear", num_steps=1000, steps=35_000, batch=64, lr=3e-4,
+                    warmup=1_000, ema_decay=0.9995, train_images=None),
         colab=dict(unet="small", schedule="linear", num_steps=1000, steps=30_000, batch=128, lr=2e-4, warmup=1_000,
                    ema_decay=0.9995, train_images=None),
         full=dict(unet="ddpm_cifar10", schedule="linear", num_steps=1000, steps=100_000, batch=128, lr=2e-4,
@@ -154,7 +166,9 @@ def ddpm_recipe(profile: Profile) -> dict[str, Any]:
 
 
 def unet_config(recipe: dict[str, Any], **overrides) -> UNetConfig:
-    return {"tiny": UNetConfig.tiny, "small": UNetConfig.small, "ddpm_cifar10": UNetConfig.ddpm_cifar10}[recipe["unet"]](**overrides)
+    sizes = {"tiny": UNetConfig.tiny, "laptop": UNetConfig.laptop, "small": UNetConfig.small,
+             "ddpm_cifar10": UNetConfig.ddpm_cifar10}
+    return sizes[recipe["unet"]](**overrides)
 
 
 def train_ddpm(recipe: dict[str, Any], images: torch.Tensor, *, loss_fn=None, steps: int | None = None,
@@ -196,6 +210,8 @@ def classifier_recipe(profile: Profile) -> dict[str, Any]:
     return profile.choose(
         smoke=dict(model="tiny", steps=300, batch=64, warmup=30, ema_decay=0.99, train_images=5_000,
                    test_images=1_000, **common),
+        laptop=dict(model="standard", steps=2_500, batch=256, warmup=200, ema_decay=0.999, train_images=None,
+                    test_images=None, **common),  # provisional: sized in issue 19 (chapter 5)
         colab=dict(model="standard", steps=2_500, batch=512, warmup=200, ema_decay=0.999, train_images=None,
                    test_images=None, **common),  # about 25 epochs
         full=dict(model="standard", steps=4_000, batch=512, warmup=200, ema_decay=0.999, train_images=None,

@@ -1,6 +1,13 @@
 """The training loop every chapter uses: EMA, mixed precision, gradient clipping, optional
 torch.compile, a progress bar, periodic loss logging, and checkpoint save/resume.
 
+Resuming is exact: a run interrupted at step k and resumed equals one uninterrupted run. The
+checkpoint holds the weights, EMA, optimizer, learning-rate schedule, gradient scaler, loss
+history and torch's random state (loss draws, dropout); ``batches`` is replayed from its start
+and its first k batches are drawn and discarded, so a seeded stream continues where it stopped.
+``time_limit(seconds)`` makes long runs stop at a checkpoint and raise ``TrainingPaused``, so a
+run of many hours is trained in chunks (``scripts/train.py``).
+
 ``loss_fn(model, batch) -> scalar`` is the only chapter-specific piece (losses take the model).
 
 The same loop runs under ``torchrun`` (DistributedDataParallel, see ``course_lib.distributed``):
@@ -14,9 +21,10 @@ from __future__ import annotations
 import copy
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -42,6 +50,7 @@ class TrainConfig:
     log_every: int = 100  # record the mean loss of each window of this many steps
     checkpoint_path: str | os.PathLike | None = None  # resume from it if it exists; save to it
     checkpoint_every: int = 0  # also save every this many steps (0: only at the end)
+    snapshot_every: int = 0  # keep the EMA weights (fp16) every this many steps, for "samples over training"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -51,6 +60,36 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.snapshot_every < 0 or self.checkpoint_every < 0:
+            raise ValueError("checkpoint_every and snapshot_every must be >= 0")
+        if self.snapshot_every and self.checkpoint_path is None:
+            raise ValueError("snapshot_every needs a checkpoint_path (the snapshots are kept in the checkpoint)")
+
+
+class TrainingPaused(RuntimeError):
+    """Raised when ``time_limit`` ran out: the checkpoint holds step ``step`` of ``steps``."""
+
+    def __init__(self, path: Path, step: int, steps: int, seconds_per_step: float):
+        self.path, self.step, self.steps, self.seconds_per_step = path, step, steps, seconds_per_step
+        left = (steps - step) * seconds_per_step
+        super().__init__(f"paused at step {step:,} of {steps:,} (checkpoint {path}); about {left / 3600:.1f} h "
+                         f"of training left at {seconds_per_step:.3f} s/step. Run the same command to go on.")
+
+
+_DEADLINE: list[float] = []  # the innermost time_limit's end, as time.perf_counter()
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Within this block, ``train`` saves its checkpoint and raises ``TrainingPaused`` once ``seconds``
+    have passed, so a long run is trained in chunks (each call resumes from the checkpoint)."""
+    if not seconds > 0:
+        raise ValueError(f"time_limit needs a positive number of seconds, got {seconds}")
+    _DEADLINE.append(time.perf_counter() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.pop()
 
 
 class EMA:
@@ -76,6 +115,8 @@ class TrainResult:
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of the window)
     seconds: float = 0.0  # wall time of this call (not of earlier, resumed-from runs)
     steps_run: int = 0  # optimizer steps taken in this call
+    total_seconds: float = 0.0  # wall time of all the calls that trained these weights (resumes included)
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # step -> fp16 EMA weights
 
 
 class _Loss(nn.Module):
@@ -102,8 +143,10 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
     """Train ``model`` for ``config.steps`` optimizer steps on batches drawn from ``batches``.
 
     The model's device decides where training runs; batches must already be there.
-    If ``config.checkpoint_path`` exists, training resumes from it (weights, EMA, optimizer,
-    step count and loss history) and runs only the remaining steps.
+    If ``config.checkpoint_path`` exists, training resumes from it exactly (see the module
+    docstring): ``batches`` must be the same stream from its start (same seed), and its first
+    ``step`` batches are skipped. A changed ``lr`` or ``weight_decay`` is applied from the resumed
+    step on, and said; a ``steps`` below the checkpoint's step is refused.
     Under torchrun, ``batches`` must yield the same global batches on every rank (same seed);
     rank r trains on its rows (``distributed.shard``) and, if r > 0, re-seeds torch's generator
     with its initial seed + r, so that the loss's own draws (t, noise) differ between ranks.
@@ -122,17 +165,25 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
         if rank > 0:
             torch.manual_seed((torch.initial_seed() + rank) % 2**63)
     ema = EMA(model, config.ema_decay)
-    history: list[tuple[int, float]] = []
-    start = 0
+    state = _State()
     path = Path(config.checkpoint_path) if config.checkpoint_path else None
+    if _DEADLINE and path is None:
+        raise ValueError("time_limit needs a checkpoint_path: a paused run resumes from its checkpoint")
     if path is not None and path.exists():
-        start, history = load_checkpoint(path, model, ema, optimizer, scheduler, scaler)
+        state = load_checkpoint(path, model, ema, optimizer, scheduler, scaler, config)
+        for _ in range(state.step):  # the stream from its start: skip what the checkpoint has used
+            next(batches)
+    start, history = state.step, state.history
 
     model.train()
     t0 = time.perf_counter()
-    window: list[torch.Tensor] = []
+    window = [torch.tensor(v, device=device) for v in state.window]  # losses since the last log entry
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training",
                disable=not (config.progress and dist.is_main()), mininterval=1.0)
+    def save(step: int) -> None:
+        state.window = [w.item() for w in window]
+        _save_on_main(path, step, model, ema, optimizer, scheduler, scaler, config, state, time.perf_counter() - t0)
+
     for step in bar:
         batch = dist.shard(next(batches), rank, world)  # (B/N, ...): this rank's rows of the global batch
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -147,17 +198,45 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
         scheduler.step()
         ema.update(model)
         window.append(loss.detach())
-        if len(window) == config.log_every or step + 1 == config.steps:
+        at_log = (step + 1) % config.log_every == 0
+        if at_log or step + 1 == config.steps:  # a run's last, partial window is logged and kept for a resume
             history.append((step + 1, dist.all_reduce_mean(torch.stack(window).float().mean()).item()))
-            window.clear()
             bar.set_postfix(loss=f"{history[-1][1]:.4f}")
+            if at_log:
+                window.clear()
+        if config.snapshot_every and (step + 1) % config.snapshot_every == 0:
+            state.snapshots[step + 1] = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point()
+                                         else v.detach().cpu() for k, v in ema.model.state_dict().items()}
         if path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            _save_on_main(path, step + 1, model, ema, optimizer, scheduler, scaler, history, config)
+            save(step + 1)
+        if _DEADLINE and step + 1 < config.steps and _past_deadline(device):
+            save(step + 1)
+            bar.close()
+            raise TrainingPaused(path, step + 1, config.steps, (time.perf_counter() - t0) / (step + 1 - start))
     bar.close()
     if path is not None and config.steps > start:
-        _save_on_main(path, config.steps, model, ema, optimizer, scheduler, scaler, history, config)
+        save(config.steps)
     model.eval()
-    return TrainResult(model, ema.model, history, time.perf_counter() - t0, max(config.steps - start, 0))
+    seconds = time.perf_counter() - t0
+    return TrainResult(model, ema.model, history, seconds, max(config.steps - start, 0),
+                       state.seconds + seconds, state.snapshots)
+
+
+def _past_deadline(device: torch.device) -> bool:
+    """Whether time_limit's time is up; under torchrun, on any rank (so that all ranks stop together)."""
+    late = torch.tensor(float(time.perf_counter() > _DEADLINE[-1]), device=device)
+    return dist.all_reduce_mean(late).item() > 0
+
+
+@dataclass
+class _State:
+    """What a checkpoint carries besides the modules: the step, the loss history, the training time of
+    the earlier calls, the EMA snapshots and the log window in progress."""
+    step: int = 0
+    history: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    window: list[float] = field(default_factory=list)  # losses of the log window in progress
 
 
 def _save_on_main(path: Path, *state) -> None:
@@ -167,32 +246,79 @@ def _save_on_main(path: Path, *state) -> None:
     dist.barrier()
 
 
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
 def save_checkpoint(path: Path, step: int, model: nn.Module, ema: EMA, optimizer, scheduler, scaler,
-                    history: list[tuple[int, float]], config: TrainConfig) -> None:
-    """Write everything needed to resume, atomically (a crash never leaves half a file)."""
+                    config: TrainConfig, state: _State, seconds: float) -> None:
+    """Write everything needed to resume exactly, atomically (a crash never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
+    device = next(model.parameters()).device
+    payload = {
         "step": step, "model": model.state_dict(), "ema": ema.model.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(), "history": history,
+        "scaler": scaler.state_dict(), "history": state.history, "rng": _rng_state(device),
+        "seconds": state.seconds + seconds, "snapshots": state.snapshots, "window": state.window,
         "config": {k: str(v) if isinstance(v, os.PathLike) else v for k, v in asdict(config).items()},
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model: nn.Module, ema: EMA, optimizer, scheduler, scaler):
-    """Restore a checkpoint written by save_checkpoint; return (step, history)."""
+_APPLIED_ON_RESUME = ("lr", "weight_decay")  # set on the optimizer from the resumed step on
+_IGNORED_ON_RESUME = ("steps", "progress", "checkpoint_path", "checkpoint_every", "log_every")
+
+
+def load_checkpoint(path: Path, model: nn.Module, ema: EMA, optimizer, scheduler, scaler,
+                    config: TrainConfig | None = None) -> _State:
+    """Restore a checkpoint written by save_checkpoint (and torch's random state). With ``config``, refuse
+    a ``steps`` below the checkpoint's step, apply a new ``lr``/``weight_decay`` and say what changed."""
     try:
         state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     except Exception as err:  # a truncated or foreign file: say which and what to do
         raise RuntimeError(f"Could not read checkpoint {path} ({err}). Delete it to train from scratch.") from err
+    if config is not None and config.steps < state["step"]:
+        raise ValueError(f"checkpoint {path} is at step {state['step']:,}, past the {config.steps:,} steps asked "
+                         f"for. Ask for at least {state['step']:,} steps, or use another checkpoint_path.")
     model.load_state_dict(state["model"])
     ema.model.load_state_dict(state["ema"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
+    if "rng" in state:
+        torch.set_rng_state(state["rng"]["cpu"].cpu())
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), next(model.parameters()).device)
+    changes = _apply_config_changes(state.get("config", {}), config, optimizer, scheduler) if config else []
     if dist.is_main():
-        print(f"Resumed from {path} at step {state['step']}.")
-    return state["step"], [tuple(h) for h in state["history"]]
+        print(f"Resumed from {path} at step {state['step']:,}." + "".join(f"\n  {c}" for c in changes))
+    return _State(state["step"], [tuple(h) for h in state["history"]], float(state.get("seconds", 0.0)),
+                  dict(state.get("snapshots", {})), list(state.get("window", [])))
+
+
+def _apply_config_changes(saved: dict[str, Any], config: TrainConfig, optimizer, scheduler) -> list[str]:
+    """Set a changed lr/weight_decay on the optimizer and schedule; describe every setting that changed."""
+    changes = []
+    for key, new in asdict(config).items():
+        if key in _IGNORED_ON_RESUME or key not in saved:
+            continue
+        old = saved[key]
+        if isinstance(new, tuple):
+            old = tuple(old)
+        if old == new:
+            continue
+        if key == "lr":
+            scheduler.base_lrs = [new for _ in scheduler.base_lrs]
+            for group, factor in zip(optimizer.param_groups, [f(scheduler.last_epoch) for f in scheduler.lr_lambdas]):
+                group["lr"], group["initial_lr"] = new * factor, new
+        elif key == "weight_decay":
+            for group in optimizer.param_groups:
+                group["weight_decay"] = new
+        how = "applied from this step on" if key in _APPLIED_ON_RESUME else "the new value is used from here"
+        changes.append(f"{key}: {old} in the checkpoint, {new} now ({how})")
+    return changes

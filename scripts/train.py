@@ -2,9 +2,14 @@
 several (PyTorch DDP under torchrun), and saves the artifact that the chapters then load.
 
     python scripts/train.py ch03_unet --profile smoke                    one process
+    python scripts/train.py ch03_unet --profile laptop --hours 2.5       a chunk of at most 2.5 hours:
+                                                  run the same command again to go on where it stopped
     torchrun --standalone --nproc_per_node=4 scripts/train.py ch03_unet --profile full
     torchrun --standalone --nproc_per_node=4 scripts/train.py ch03_unet --profile full --checkpoint runs/ch03.pt
 
+Training always checkpoints (``--checkpoint``, else ``<cache>/checkpoints/NAME-PROFILE.pt``) and
+resumes exactly from it: the data stream, random state and learning-rate schedule go on where they
+stopped. With ``--hours H`` the run stops at a checkpoint after H hours and prints how much is left.
 The recipe's batch is the global batch: each of the N processes trains on 1/N of it (it must divide
 evenly). Only rank 0 writes the checkpoint and the artifact (``<cache>/artifacts/NAME-PROFILE.pt``,
 ``$COURSE_CACHE`` or ~/.cache/course_lib). See book/distributed.md.
@@ -13,15 +18,19 @@ evenly). Only rank 0 writes the checkpoint and the artifact (``<cache>/artifacts
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
+from pathlib import Path
 
 from course_lib import distributed as dist
 from course_lib.artifacts import artifact_dir
+from course_lib.data.cifar import cache_dir
 from course_lib.profiles import PROFILES, get_profile
 from course_lib.dit_recipes import CHAPTER7_MODELS
 from course_lib.flow_recipes import CHAPTER8_MODELS
 from course_lib.latent_recipes import chapter6_ldm
 from course_lib.lcm_recipes import CHAPTER9_MODELS
 from course_lib.recipes import REUSABLE_MODELS
+from course_lib.training import TrainingPaused, time_limit
 
 # name -> its chapter's train-or-load
 MODELS = {**REUSABLE_MODELS, "ch06_ldm": chapter6_ldm, **CHAPTER7_MODELS, **CHAPTER8_MODELS, **CHAPTER9_MODELS}
@@ -34,7 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run size (default: $COURSE_PROFILE, else smoke)")
     parser.add_argument("--steps", type=int, default=None, help="replace the recipe's number of steps")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file: resume from it if it exists (any number of processes), save to it")
+                        help="checkpoint file: resume from it if it exists (any number of processes), save to it "
+                             "(default: <cache>/checkpoints/NAME-PROFILE.pt)")
+    parser.add_argument("--hours", type=float, default=None,
+                        help="stop at a checkpoint after this many hours; the same command then goes on")
     parser.add_argument("--retrain", action="store_true", help="train again even if the artifact exists")
     return parser.parse_args(argv)
 
@@ -47,18 +59,28 @@ def main(argv: list[str] | None = None) -> None:
     if weights.exists() and not args.retrain:
         print(f"{weights} exists already; pass --retrain to train {name} again.")
         return
+    if args.hours is not None and not args.hours > 0:
+        raise SystemExit(f"--hours must be positive, got {args.hours}")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else cache_dir() / "checkpoints" / f"{name}.pt"
     dist.init_from_env()
     try:
         device = dist.local_device()
         if dist.is_main():
-            print(f"training {name} on {dist.world_size()} process(es), rank 0 on {device}")
-        _, meta = MODELS[args.model](profile, device, retrain=True, steps=args.steps,
-                                              checkpoint_path=args.checkpoint)
+            print(f"training {name} on {dist.world_size()} process(es), rank 0 on {device}; checkpoint {checkpoint}")
+        try:
+            with time_limit(args.hours * 3600) if args.hours else nullcontext():
+                _, meta = MODELS[args.model](profile, device, retrain=True, steps=args.steps,
+                                             checkpoint_path=checkpoint)
+        except TrainingPaused as paused:
+            if dist.is_main():
+                print(f"{name}: {paused}")
+            return
         if dist.is_main():
-            print(f"saved {weights} ({meta['config']['recipe']['steps']:,} steps in {meta['train_seconds']:.0f} s); "
-                  f"the chapters load it as {name}")
+            print(f"saved {weights} ({meta['config']['recipe']['steps']:,} steps in {meta['train_seconds']:.0f} s "
+                  f"of training, all chunks); the chapters load it as {name}")
     finally:
         dist.close()
+
 
 
 if __name__ == "__main__":

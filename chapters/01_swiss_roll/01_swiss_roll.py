@@ -53,6 +53,8 @@ profile = course_lib.get_profile()
 device = course_lib.default_device()
 P = profile.choose(  # every size this chapter uses, per profile: only sizes change, never the code path
     smoke=dict(hidden=64, blocks=3, steps=3000, batch=256, train_points=20_000),
+    laptop=dict(hidden=128, blocks=4, steps=10_000, batch=512,
+                train_points=100_000),
     colab=dict(hidden=128, blocks=4, steps=20_000, batch=1024, train_points=100_000),
     full=dict(hidden=128, blocks=4, steps=20_000, batch=1024, train_points=100_000),
 )

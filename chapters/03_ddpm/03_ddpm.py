@@ -58,6 +58,9 @@ recipe = ddpm_recipe(profile)  # the U-Net's sizes and training per profile, sha
 P = profile.choose(  # this chapter's own evaluation and comparison sizes, per profile
     smoke=dict(snapshots=(150,), snapshot_images=4, fid_samples=16, fid_reference=100, sample_batch=16,
                compare_steps=100, compare_fid_samples=8, eval_images=128),
+    laptop=dict(snapshots=(5_000, 15_000, 30_000), snapshot_images=16,
+                fid_samples=2_000, fid_reference=10_000, sample_batch=250,
+                compare_steps=2_000, compare_fid_samples=500, eval_images=1_000),
     colab=dict(snapshots=(1_000, 5_000, 15_000), snapshot_images=16, fid_samples=2_000, fid_reference=10_000,
                sample_batch=500, compare_steps=8_000, compare_fid_samples=1_000, eval_images=1_000),
     full=dict(snapshots=(2_000, 10_000, 40_000), snapshot_images=16, fid_samples=10_000, fid_reference=10_000,

@@ -58,6 +58,9 @@ recipe = ddpm_recipe(profile)  # chapter 3's model and schedule (course_lib.reci
 P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
     smoke=dict(step_counts=(10, 20, 50), fid_samples=8, fid_reference=100, sample_batch=32, show_images=8,
                invert_images=8, invert_steps=(10, 50)),
+    laptop=dict(step_counts=(10, 20, 50, 100), fid_samples=500,
+                fid_reference=10_000, sample_batch=250, show_images=8,
+                invert_images=64, invert_steps=(10, 50, 100)),
     colab=dict(step_counts=(10, 20, 50, 100), fid_samples=1_000, fid_reference=10_000, sample_batch=500,
                show_images=8, invert_images=64, invert_steps=(10, 50, 200)),
     full=dict(step_counts=(10, 20, 50, 100, 1000), fid_samples=5_000, fid_reference=10_000, sample_batch=1_000,

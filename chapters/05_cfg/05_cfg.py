@@ -56,6 +56,9 @@ recipe = cfg_recipe(profile)  # chapter 3's U-Net recipe with 10 classes and lab
 P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
     smoke=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=2, sampling_steps=50, fid_reference=100,
                sample_batch=100, guidance_scales=(0.0, 10.0)),
+    laptop=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=50,
+                sampling_steps=50, fid_reference=10_000, sample_batch=250,
+                guidance_scales=(0.0, 3.0, 10.0)),  # provisional (issue 19)
     colab=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50, fid_reference=10_000,
                sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
     full=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=500, sampling_steps=50, fid_reference=10_000,

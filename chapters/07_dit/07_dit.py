@@ -69,6 +69,9 @@ device = course_lib.default_device()
 P = profile.choose(  # this chapter's sizes, per profile (each DiT's training recipe: course_lib.dit_recipes)
     smoke=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=25, fid_samples=64, fid_reference=200,
                lora_class=1, lora_samples=32),
+    laptop=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=50,
+                fid_samples=500, fid_reference=10_000, lora_class=1,
+                lora_samples=500),  # provisional (issue 19)
     colab=dict(main="S/4", scaling=("S/4",), w=3.0, sampling_steps=50, fid_samples=2_000, fid_reference=10_000,
                lora_class=1, lora_samples=500),
     full=dict(main="S/2", scaling=("S/4", "B/4", "S/2", "B/2"), w=3.0, sampling_steps=50, fid_samples=10_000,

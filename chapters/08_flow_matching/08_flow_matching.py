@@ -60,6 +60,8 @@ toy_reflow = reflow_recipe(profile, "swiss_roll")
 cifar = fm_recipe(profile, "cifar10")
 P = profile.choose(  # this chapter's evaluation sizes, per profile
     smoke=dict(eval_points=2_000, cifar_steps=(1, 4), fid_samples=64, fid_reference=200),  # FID: ~10 s each on CPU
+    laptop=dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20), fid_samples=500,
+                fid_reference=10_000),  # provisional (issue 20)
     colab=dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=2_000, fid_reference=10_000),
     full=dict(eval_points=10_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=10_000, fid_reference=10_000),
 )

@@ -118,7 +118,7 @@ def test_a_two_process_checkpoint_resumes_in_one_process(two_ranks, tmp_path):
     ckpt = tmp_path / "run.pt"
     shutil.copy(out / "run.pt", ckpt)
     batches = _global_batches()
-    resumed = train(_model(), _loss, iter(batches[K:]), _config(N, ckpt))  # the stream goes on at step K
+    resumed = train(_model(), _loss, iter(batches), _config(N, ckpt))  # the stream from its start: K skipped
     whole = train(_model(), _loss, iter(batches), _config(N))
     assert resumed.steps_run == N - K and [s for s, _ in resumed.history] == [2, 4, 6, 8, 10]
     torch.testing.assert_close(torch.tensor(resumed.history), torch.tensor(whole.history), rtol=1e-5, atol=0)

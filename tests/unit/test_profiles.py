@@ -13,17 +13,20 @@ def test_profile_from_environment(monkeypatch):
 
 def test_unknown_profile_names_the_choices(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "huge")
-    with pytest.raises(ValueError, match="Unknown profile 'huge'.*smoke, colab, full"):
+    with pytest.raises(ValueError, match="Unknown profile 'huge'.*smoke, laptop, colab, full"):
         get_profile()
 
 
 def test_choose_needs_every_profile():
     p = get_profile("smoke")
-    assert p.choose(smoke=1, colab=2, full=3) == 1
+    assert p.choose(smoke=1, laptop=4, colab=2, full=3) == 1
+    assert get_profile("laptop").choose(smoke=1, laptop=4, colab=2, full=3) == 4
     with pytest.raises(ValueError, match=r"missing \['full'\]"):
-        p.choose(smoke=1, colab=2)
+        p.choose(smoke=1, laptop=4, colab=2)
+    with pytest.raises(ValueError, match=r"missing \['laptop'\]"):
+        p.choose(smoke=1, colab=2, full=3)
     with pytest.raises(ValueError, match=r"unknown \['tiny'\]"):
-        p.choose(smoke=1, colab=2, full=3, tiny=0)
+        p.choose(smoke=1, laptop=4, colab=2, full=3, tiny=0)
 
 
 def test_show_setup_prints_profile_device_and_plan(capsys):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.training import EMA, TrainConfig, train
+from course_lib.training import EMA, TrainConfig, TrainingPaused, time_limit, train
 
 
 def _problem(seed=0):
@@ -45,7 +45,7 @@ def test_resume_gives_the_same_weights_as_one_run(tmp_path):
     first = TrainConfig(steps=12, lr=1e-2, ema_decay=0.9, progress=False, warmup_steps=5, log_every=6, checkpoint_path=ckpt)
     train(_model(), loss_fn, iter(batches), first)  # "killed" after 12 steps, checkpoint written
     second = TrainConfig(steps=30, lr=1e-2, ema_decay=0.9, progress=False, warmup_steps=5, log_every=6, checkpoint_path=ckpt)
-    resumed = train(_model(), loss_fn, iter(batches[12:]), second)
+    resumed = train(_model(), loss_fn, iter(batches), second)  # the stream from its start: 12 are skipped
     assert resumed.steps_run == 18
     torch.testing.assert_close(resumed.model.weight, full.model.weight)
     torch.testing.assert_close(resumed.ema.weight, full.ema.weight)
@@ -74,3 +74,103 @@ def test_bad_config_is_rejected():
         TrainConfig(steps=1, precision="fp8")
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(steps=1, ema_decay=1.0)
+
+
+def _noisy_stream(seed=0):
+    """A seeded endless stream (as the recipes' image_batches) and a loss that draws its own noise
+    and uses dropout: both random sources must continue, not replay, after a resume."""
+    g = torch.Generator().manual_seed(seed)
+    w_true = torch.randn(3, 1, generator=g)
+
+    def batches():
+        while True:
+            x = torch.randn(16, 3, generator=g)
+            yield x, x @ w_true
+
+    def loss_fn(model, batch):
+        x, y = batch
+        return nn.functional.mse_loss(model(x + 0.1 * torch.randn_like(x)), y)
+    return batches, loss_fn
+
+
+def _dropout_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.2), nn.Linear(8, 1))
+
+
+def _cfg(steps, ckpt=None, **kw):
+    return TrainConfig(steps=steps, lr=1e-2, ema_decay=0.9, warmup_steps=4, log_every=5, progress=False,
+                       checkpoint_path=ckpt, **kw)
+
+
+def test_interrupted_and_resumed_run_equals_one_run(tmp_path):
+    """Recipes re-seed their stream and torch on every call: resuming must continue both."""
+    def run(steps, ckpt=None, **kw):
+        torch.manual_seed(123)  # what every recipe does on entry
+        stream, loss_fn = _noisy_stream()
+        return train(_dropout_model(), loss_fn, stream(), _cfg(steps, ckpt, **kw))
+    full = run(20)
+    ckpt = tmp_path / "run.pt"
+    run(7, ckpt)
+    resumed = run(20, ckpt)
+    assert resumed.steps_run == 13
+    for a, b in zip(resumed.model.parameters(), full.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(resumed.ema.parameters(), full.ema.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the 7-step run logged its last, partial window at its end; every other entry is the same
+    assert [h for h in resumed.history if h[0] != 7] == full.history
+
+
+def test_time_limit_pauses_at_a_checkpoint_and_the_chunks_equal_one_run(tmp_path):
+    def run(ckpt=None):
+        torch.manual_seed(123)
+        stream, loss_fn = _noisy_stream()
+        return train(_dropout_model(), loss_fn, stream(), _cfg(30, ckpt, snapshot_every=10 if ckpt else 0))
+    full = run()
+    ckpt = tmp_path / "run.pt"
+    chunks = 0
+    while True:
+        try:
+            with time_limit(1e-9):  # pauses after every step
+                result = run(ckpt)
+            break
+        except TrainingPaused as paused:
+            chunks += 1
+            assert paused.step == chunks and paused.steps == 30 and "Run the same command" in str(paused)
+    assert chunks == 29 and result.steps_run == 1
+    assert result.history == full.history  # the log window in progress is kept across pauses
+    for a, b in zip(result.model.parameters(), full.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert sorted(result.snapshots) == [10, 20, 30]
+    assert result.snapshots[30]["0.weight"].dtype == torch.float16
+    torch.testing.assert_close(result.snapshots[30]["0.weight"].float(), result.ema[0].weight, atol=1e-3, rtol=1e-3)
+    assert result.total_seconds >= result.seconds
+
+
+def test_time_limit_without_a_checkpoint_is_refused():
+    stream, loss_fn = _noisy_stream()
+    with time_limit(60), pytest.raises(ValueError, match="checkpoint_path"):
+        train(_dropout_model(), loss_fn, stream(), _cfg(5))
+
+
+def test_resume_applies_a_new_learning_rate_and_says_so(tmp_path, capsys):
+    stream, loss_fn = _noisy_stream()
+    ckpt = tmp_path / "run.pt"
+    train(_dropout_model(), loss_fn, stream(), _cfg(6, ckpt))
+    stream, loss_fn = _noisy_stream()
+    config = TrainConfig(steps=8, lr=1e-4, warmup_steps=4, progress=False, checkpoint_path=ckpt)
+    model = _dropout_model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    train(model, loss_fn, stream(), config, optimizer)
+    out = capsys.readouterr().out
+    assert "lr: 0.01 in the checkpoint, 0.0001 now (applied from this step on)" in out
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # past the warm-up: the new rate
+
+
+def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(tmp_path):
+    stream, loss_fn = _noisy_stream()
+    ckpt = tmp_path / "run.pt"
+    train(_dropout_model(), loss_fn, stream(), _cfg(6, ckpt))
+    with pytest.raises(ValueError, match="at step 6, past the 4 steps asked for"):
+        train(_dropout_model(), loss_fn, stream(), _cfg(4, ckpt))
