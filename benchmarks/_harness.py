@@ -63,7 +63,7 @@ def prepare(model: nn.Module, call: Call, inputs: dict, device: torch.device, am
     """
     fwd_model = torch.compile(model) if compile_ else model
     opt = torch.optim.AdamW(model.parameters(), lr=2e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # as course_lib.training
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # as course_lib.training.loop
     x_t, eps, t, y = inputs["x_t"], inputs["eps"], inputs["t"], inputs["y"]
 
     def autocast():

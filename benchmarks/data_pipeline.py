@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_table.py, when imported from a file path
 from _table import print_markdown_table  # noqa: E402
 from course_lib.data import image_batches, load_cifar10  # noqa: E402
-from course_lib.device import describe_hardware  # noqa: E402
+from course_lib.course.device import describe_hardware  # noqa: E402
 
 BATCH = 128
 

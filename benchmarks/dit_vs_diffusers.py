@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_harness.py, when imported from a file path
 from _harness import (add_timing_args, make_inputs, max_diff_after_copy, print_table,  # noqa: E402
                       resolve_timing_args, run_rows)
-from course_lib.device import describe_hardware  # noqa: E402
-from course_lib.dit_recipes import SIZES  # noqa: E402
+from course_lib.course.device import describe_hardware  # noqa: E402
+from course_lib.recipes.ch07_dit import SIZES  # noqa: E402
 from course_lib.models.dit import DiT, DiTConfig  # noqa: E402
 
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _harness.py and _table.py beside this file
 from _harness import sync  # noqa: E402
 from _table import print_markdown_table  # noqa: E402
-from course_lib.device import describe_hardware  # noqa: E402
-from course_lib.fid import INPUT_SIZE, InceptionFeatures, feature_stats, frechet_distance  # noqa: E402
+from course_lib.course.device import describe_hardware  # noqa: E402
+from course_lib.evaluation.fid import INPUT_SIZE, InceptionFeatures, feature_stats, frechet_distance  # noqa: E402
 
 
 def timed(fn, device) -> float:
@@ -78,7 +78,7 @@ def main(argv=None) -> None:
                                                  align_corners=False) / 128 - 1) for c in ref.split(args.batch)])
     ref_mu, ref_sigma = feature_stats(ref_feats.double())
     f = feats[torch.channels_last].double()
-    factor = (f - mu).T / (len(f) - 1) ** 0.5 if len(f) < f.shape[1] else None  # as course_lib.fid.fid
+    factor = (f - mu).T / (len(f) - 1) ** 0.5 if len(f) < f.shape[1] else None  # as course_lib.evaluation.fid.fid
     fd = {"full": lambda: frechet_distance(mu, sigma, ref_mu, ref_sigma)}
     if factor is not None:
         fd["factor"] = lambda: frechet_distance(mu, sigma, ref_mu, ref_sigma, factor1=factor)

@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _harness.py and _table.py beside this file
 from _harness import sync  # noqa: E402
 from _table import print_markdown_table  # noqa: E402
-from course_lib.device import describe_hardware  # noqa: E402
-from course_lib.fast_samplers import ddim_sample, timesteps  # noqa: E402
-from course_lib.flow_samplers import flow_euler_sample, flow_times  # noqa: E402
+from course_lib.course.device import describe_hardware  # noqa: E402
+from course_lib.samplers.ddim import ddim_sample, timesteps  # noqa: E402
+from course_lib.samplers.flow import flow_euler_sample, flow_times  # noqa: E402
 from course_lib.models import UNet, UNetConfig  # noqa: E402
-from course_lib.ode_samplers import dpm_solver_timesteps, dpmpp_2m_sample  # noqa: E402
-from course_lib.schedules import make_schedule  # noqa: E402
+from course_lib.samplers.ode import dpm_solver_timesteps, dpmpp_2m_sample  # noqa: E402
+from course_lib.process.schedules import make_schedule  # noqa: E402
 
 warnings.filterwarnings("ignore", message="__array__ implementation")  # diffusers + numpy 2
 T = 1000

@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for benchmarks/_harness.py, when imported from a file path
 from _harness import (add_timing_args, make_inputs, max_diff_after_copy, print_table,  # noqa: E402
                       resolve_timing_args, run_rows)
-from course_lib.device import describe_hardware  # noqa: E402
-from course_lib.models.unet import Block, SelfAttention, UNet, UNetConfig  # noqa: E402
+from course_lib.course.device import describe_hardware  # noqa: E402
+from course_lib.models.unet_blocks import Block, SelfAttention
+from course_lib.models.unet import UNet, UNetConfig  # noqa: E402
 
 CONFIGS = {"tiny": UNetConfig.tiny, "small": UNetConfig.small, "ddpm_cifar10": UNetConfig.ddpm_cifar10}
 

@@ -1,13 +1,20 @@
 """course_lib: the tested reference implementations behind *Diffusion from Scratch*.
 
-Modules by concern: profiles and device (set-up), schedules, diffusion (forward process and
-losses), samplers (ancestral), fast_samplers and ode_samplers (DDIM, DPM-Solver++, Euler, Heun),
-guidance (classifier-free and classifier guidance), models, vae (ELBO terms), data, training,
-recipes (how reusable models are trained); chapter 6's latent diffusion (captions, latent,
-text_guidance, editing, latent_recipes); chapter 7's DiT (flops, lora, dit_recipes); chapter 8's
-flow matching (flow_matching, flow_samplers, flow_recipes); chapter 9's latent consistency models
-(consistency, lcm, lcm_recipes); artifacts and registry (saved models with checksums), metrics and
-fid, results (a chapter's headline numbers, for the Results page), plotting, exercises, notebooks.
+The package by layer, each folder importing only the ones above it in this list
+(tests/unit/test_layers.py checks it from the imports):
+
+    course/      profiles, device, the cache folder, artifacts (checksummed saved models), registry
+    models/      the networks: U-Net, VAE, classifier, text encoder, DiT and MMDiT, LoRA
+    training/    the training loop: EMA, mixed precision, exact resume, chunks; torchrun helpers
+    process/     the maths: schedules, forward process, targets and losses, ELBO, flow-matching
+                 paths, guidance, consistency functions and distillation
+    data/        CIFAR-10, toy 2-D data, captions, latents of a data set
+    samplers/    DDPM, DDIM and inversion, ODE solvers, flow samplers, LCM sampling, editing
+    evaluation/  FID, metrics, FLOPs
+    recipes/     one module per chapter that trains models (ch02_vae, ch03_ddpm, ...): its recipes
+                 per profile and train-or-load, over common.py
+    book/        what the pages use: plotting, results, notebook execution, student copies, Colab
+    exercises/   the chapters' exercise checkers
 
 Time convention, for every module: integer steps t in {0, ..., T-1}, t = 0 nearest the data;
 continuous time s = (t + 1) / T in (0, 1], s -> 0 data, s = 1 noise. See the notation page.
@@ -15,8 +22,8 @@ continuous time s = (t + 1) / T in (0, 1], s -> 0 data, s = 1 noise. See the not
 
 __version__ = "0.1.0"
 
-from .device import autocast_dtype, default_device, describe_hardware, seed_everything
-from .profiles import PROFILES, Profile, get_profile, show_setup
+from .course.device import autocast_dtype, default_device, describe_hardware, seed_everything
+from .course.profiles import PROFILES, Profile, get_profile, show_setup
 
 __all__ = ["PROFILES", "Profile", "get_profile", "show_setup", "default_device", "describe_hardware",
            "autocast_dtype", "seed_everything", "__version__"]

@@ -7,7 +7,7 @@
 One table for the whole course: per chapter and profile, each metric the chapter reported with
 its sample count and sampling steps, the profile, hardware, wall time and peak memory of the run,
 the command that reproduces it, and beside it the paper's number where there is one
-(course_lib.results.PAPERS; marked as the paper's, never ours). Papers' numbers that no chapter
+(course_lib.book.results.PAPERS; marked as the paper's, never ours). Papers' numbers that no chapter
 measures yet get rows of their own. No timestamps: the page depends only on the JSON and the toc.
 scripts/run_chapters.py calls this after every run.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_lib.notebooks import toc_chapters  # noqa: E402
-from course_lib.results import PAPERS, PROFILE_CAVEATS, PaperResult, format_value  # noqa: E402
+from course_lib.book.notebooks import toc_chapters  # noqa: E402
+from course_lib.book.results import PAPERS, PROFILE_CAVEATS, PaperResult, format_value  # noqa: E402
 
 PAGE = Path("book/results.md")
 RESULTS = Path("results/results.json")
@@ -36,7 +36,7 @@ _HEAD = """# Results
 
 Every number in the **Ours** column was produced by executing a chapter notebook top to bottom and
 is read back from the notebook's stored outputs: each chapter reports its headline metrics with
-`course_lib.results.report`, and `scripts/run_chapters.py` collects them, with the profile, the
+`course_lib.book.results.report`, and `scripts/run_chapters.py` collects them, with the profile, the
 hardware, the wall time and the peak memory of the run, into `results/results.json`, from which
 this page is generated. The **Run** column gives the command that reproduces each row.
 
@@ -65,7 +65,7 @@ _TAIL = """
 ## About the numbers
 
 - **FID** uses the standard TF-FID Inception network with pytorch-fid's resize
-  (`course_lib.fid`); each of ours states its sample count and reference set. The papers compare
+  (`course_lib.evaluation.fid`); each of ours states its sample count and reference set. The papers compare
   50,000 samples with statistics of the CIFAR-10 training set.
 - **Sample counts and steps** are given with every number: "samples" is how many generated
   images (or test images) a number is computed from, "steps" the sampler's steps per sample.

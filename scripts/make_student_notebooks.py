@@ -9,7 +9,7 @@
                                                                  print the chapter's Colab-links box
 
 chapters/NN_name/NN_name.ipynb -> chapters/NN_name/NN_name_student.ipynb; what changes is described
-in course_lib/student.py. The output depends only on the lecture notebooks (no timestamps).
+in course_lib/book/student.py. The output depends only on the lecture notebooks (no timestamps).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_lib.student import colab_admonition, generate  # noqa: E402
+from course_lib.book.colab import colab_admonition
+from course_lib.book.student import generate  # noqa: E402
 
 
 def _relative(path: str) -> Path:

@@ -6,10 +6,10 @@
     python scripts/run_chapters.py --collect-only                   re-read every stored .ipynb, execute nothing
     python scripts/run_chapters.py --collect-only chapters/02_vae/02_vae.ipynb
 
-Each chapter runs top to bottom in a fresh kernel under COURSE_PROFILE (course_lib.notebooks.execute:
+Each chapter runs top to bottom in a fresh kernel under COURSE_PROFILE (course_lib.book.notebooks.execute:
 no timing metadata in cells; outputs, widget state and provenance written back to the .ipynb).
 Then, per chapter: profile, device and hardware, wall time, the kernel's peak memory, the metrics
-the chapter reported (course_lib.results.report; "no metrics reported yet" when none) and the
+the chapter reported (course_lib.book.results.report; "no metrics reported yet" when none) and the
 command that reproduces it go into results/results.json, one entry per chapter and profile
 (entries of other chapters and profiles are kept), and book/results.md is regenerated
 (scripts/make_results_page.py). A chapter that fails is reported and the others still run.
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from course_lib.notebooks import chapter_results, execute, toc_chapters  # noqa: E402
-from course_lib.profiles import PROFILES  # noqa: E402
+from course_lib.book.notebooks import chapter_results, execute, toc_chapters  # noqa: E402
+from course_lib.course.profiles import PROFILES  # noqa: E402
 
 RESULTS = Path("results/results.json")
 ABOUT = ("Headline results of the chapter notebooks, one entry per chapter and profile. Written by "

@@ -21,19 +21,16 @@ import argparse
 from contextlib import nullcontext
 from pathlib import Path
 
-from course_lib import distributed as dist
-from course_lib.artifacts import artifact_dir
-from course_lib.data.cifar import cache_dir
-from course_lib.profiles import PROFILES, get_profile
-from course_lib.dit_recipes import CHAPTER7_MODELS
-from course_lib.flow_recipes import CHAPTER8_MODELS
-from course_lib.latent_recipes import chapter6_ldm
-from course_lib.lcm_recipes import CHAPTER9_MODELS
-from course_lib.recipes import REUSABLE_MODELS
-from course_lib.training import TrainingPaused, time_limit
+from course_lib.training import distributed as dist
+from course_lib.course.artifacts import artifact_dir
+from course_lib.course.paths import cache_dir
+from course_lib.course.profiles import PROFILES, get_profile
+from course_lib.recipes import ch02_vae, ch03_ddpm, ch05_cfg, ch06_ldm, ch07_dit, ch08_flow, ch09_lcm
+from course_lib.training.loop import TrainingPaused, time_limit
 
-# name -> its chapter's train-or-load
-MODELS = {**REUSABLE_MODELS, "ch06_ldm": chapter6_ldm, **CHAPTER7_MODELS, **CHAPTER8_MODELS, **CHAPTER9_MODELS}
+# name -> its chapter's train-or-load (each recipe module's MODELS)
+MODELS = {name: fn for chapter in (ch02_vae, ch03_ddpm, ch05_cfg, ch06_ldm, ch07_dit, ch08_flow, ch09_lcm)
+          for name, fn in chapter.MODELS.items()}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

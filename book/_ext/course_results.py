@@ -1,4 +1,4 @@
-"""Small Sphinx extension: chapter outputs of ``course_lib.results.report`` render cleanly.
+"""Small Sphinx extension: chapter outputs of ``course_lib.book.results.report`` render cleanly.
 
 ``report`` displays one output with three MIME types: text/html (the table the book shows),
 text/plain, and the machine-readable record ``application/vnd.course-results+json`` that
@@ -8,7 +8,7 @@ not know, which the build's -W turns into an error. This registers a myst-nb MIM
 (the documented ``MimeRenderPlugin`` protocol, normally found through the entry-point group
 ``myst_nb.mime_renderers``) that claims that one type and renders nothing, so the text/html table
 is shown and any other unknown MIME type still warns. tests/unit/test_results.py checks that the
-type below equals ``course_lib.results.RESULTS_MIME``.
+type below equals ``course_lib.book.results.RESULTS_MIME``.
 """
 from __future__ import annotations
 

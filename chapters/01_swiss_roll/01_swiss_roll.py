@@ -40,14 +40,14 @@ import torch
 
 import course_lib
 from course_lib.data import random_batches, swiss_roll
-from course_lib.diffusion import EpsilonLoss, add_noise, eps_to_score
-from course_lib.metrics import sliced_wasserstein
+from course_lib.process.diffusion import EpsilonLoss, add_noise, eps_to_score
+from course_lib.evaluation.metrics import sliced_wasserstein
 from course_lib.models import MLPConfig, MLPDenoiser
-from course_lib.plotting import animate, figure_png, frame_slider, scatter2d, small_multiples
-from course_lib.results import report
-from course_lib.samplers import annealed_langevin_sample, ddpm_sample, ddpm_step
-from course_lib.schedules import make_schedule
-from course_lib.training import TrainConfig, train
+from course_lib.book.plotting import animate, figure_png, frame_slider, scatter2d, small_multiples
+from course_lib.book.results import report
+from course_lib.samplers.ddpm import annealed_langevin_sample, ddpm_sample, ddpm_step
+from course_lib.process.schedules import make_schedule
+from course_lib.training.loop import TrainConfig, train
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
@@ -272,7 +272,7 @@ check_posterior_mean(posterior_mean)
 
 # %% [markdown]
 # With the posterior mean in hand, one ancestral step is three lines. It must agree with
-# `course_lib.samplers.ddpm_step`, which later chapters use:
+# `course_lib.samplers.ddpm.ddpm_step`, which later chapters use:
 
 # %%
 x_t, eps, z = torch.randn(3, 8, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
@@ -282,7 +282,7 @@ x0_hat = (x_t - (1 - alpha_bar[t]).sqrt() * eps) / alpha_bar[t].sqrt()  # DDPM E
 var = (1 - alpha_bar[t - 1]) / (1 - alpha_bar[t]) * betas[t]  # beta_tilde, DDPM Eq. 7
 x_prev = posterior_mean(x0_hat, x_t, tt, alpha_bar) + var.sqrt() * z  # DDPM Algorithm 2, line 4
 torch.testing.assert_close(x_prev, ddpm_step(schedule, eps, t, x_t, z))
-print("✓ our ancestral step equals course_lib.samplers.ddpm_step")
+print("✓ our ancestral step equals course_lib.samplers.ddpm.ddpm_step")
 
 # %% [markdown]
 # ## Training: predict the noise
@@ -312,7 +312,7 @@ torch.testing.assert_close(simple_loss(model, batch, gen()), EpsilonLoss(schedul
 print(f"✓ inline loss equals EpsilonLoss; the untrained model's loss is {EpsilonLoss(schedule)(model, batch).item():.2f} (≈ 1: it predicts noise of unit variance poorly)")
 
 # %% [markdown]
-# Now we train with the course's training loop (`course_lib.training.train`): AdamW, a short
+# Now we train with the course's training loop (`course_lib.training.loop.train`): AdamW, a short
 # learning-rate warm-up, gradient clipping, and an exponential moving average (EMA) of the
 # weights, which we sample from. On a GPU it also switches on mixed precision. Expected time:
 # about 20 seconds on a 2-core CPU in `smoke`.
@@ -332,7 +332,7 @@ print(f"trained {result.steps_run} steps in {result.seconds:.1f} s on {device}; 
 #
 # DDPM's sampler (Algorithm 2) is a plain loop: predict the noise, take the ancestral step,
 # repeat from $t = T$ down to $1$. Written out for a few points it must give exactly what
-# `course_lib.samplers.ddpm_sample` gives with the same random numbers:
+# `course_lib.samplers.ddpm.ddpm_sample` gives with the same random numbers:
 
 # %%
 @torch.no_grad()
@@ -345,7 +345,7 @@ def sample_inline(model, x, generator):
 
 x_T = torch.randn(64, 2, device=device, generator=gen())
 torch.testing.assert_close(sample_inline(result.ema, x_T, gen()), ddpm_sample(result.ema, schedule, x_T, generator=gen()))
-print("✓ the inline loop equals course_lib.samplers.ddpm_sample")
+print("✓ the inline loop equals course_lib.samplers.ddpm.ddpm_sample")
 
 # %% [markdown]
 # Now 2,000 samples, keeping every 25th state so we can watch the roll form out of noise.

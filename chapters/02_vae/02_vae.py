@@ -39,19 +39,20 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.artifacts import save_artifact
-from course_lib.data import CIFAR10_CLASSES, cache_dir, load_cifar10, to_float, to_uint8
-from course_lib.metrics import bits_per_dim, discretization_correction_bits, psnr
-from course_lib.fid import fid, reference_stats
+from course_lib.course.artifacts import save_artifact
+from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_float, to_uint8
+from course_lib.course.paths import cache_dir
+from course_lib.evaluation.metrics import bits_per_dim, discretization_correction_bits, psnr
+from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.models import VAE, VAEConfig
-from course_lib.plotting import image_grid
-from course_lib.recipes import train_vae, vae_recipe
-from course_lib.results import report
-from course_lib.vae import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
+from course_lib.book.plotting import image_grid
+from course_lib.recipes.ch02_vae import train_vae, vae_recipe
+from course_lib.book.results import report
+from course_lib.process.elbo import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = vae_recipe(profile)  # the VAE's sizes per profile, shared with chapter 6 (course_lib.recipes)
+recipe = vae_recipe(profile)  # the VAE's sizes per profile, shared with chapter 6 (course_lib.recipes.common)
 P = profile.choose(  # this chapter's own evaluation and sweep sizes, per profile
     smoke=dict(sweep_steps=50, eval_images=500, fid_samples=50, fid_reference=100),
     laptop=dict(sweep_steps=1_000, eval_images=10_000, fid_samples=2_000,
@@ -217,7 +218,7 @@ print("KL per example:", [f"{v:.1f}" for v in by_torch.tolist()], "nats")
 # the decoder's noise level: $-\log p_\theta(x \mid z) = \sum_i \frac{(x_i - \hat x_i)^2}{2 s^2} + \log s + \tfrac12 \log 2\pi$.
 # The loss is the negative ELBO per dimension, $\big(-\log p_\theta(x\mid z) + \beta\,\mathrm{KL}\big) / D$
 # with $\beta = 1$; other values of $\beta$ come later. Written inline with the network from
-# `course_lib.models`, it equals `course_lib.vae.VAELoss`:
+# `course_lib.models`, it equals `course_lib.process.elbo.VAELoss`:
 
 # %%
 torch.manual_seed(0)
@@ -240,7 +241,7 @@ print(f"✓ inline loss equals VAELoss: {inline_loss.item():.3f} nats per dimens
 # %% [markdown]
 # ## Training
 #
-# `course_lib.recipes.train_vae` trains a VAE with the course's shared training loop (EMA of the
+# `course_lib.recipes.ch02_vae.train_vae` trains a VAE with the course's shared training loop (EMA of the
 # weights, mixed precision on GPUs, gradient clipping, a progress bar). Chapter 6 calls the same
 # function if the VAE saved at the end of this chapter is missing, so both chapters always agree
 # on what "the chapter 2 VAE" is.
@@ -283,7 +284,7 @@ plt.show()
 # other models: bits per dimension. Two details make it honest. The data are 8-bit, so we add
 # uniform noise of one quantization bin ("dequantization") and convert the continuous density to
 # probabilities of the 256 bins, which adds $\log_2(256 / 2) = 7$ bits per dimension for data
-# in $[-1, 1]$ (`course_lib.metrics.discretization_correction_bits`). For calibration: a plain
+# in $[-1, 1]$ (`course_lib.evaluation.metrics.discretization_correction_bits`). For calibration: a plain
 # convolutional VAE reaches about 4.5 bits/dim on CIFAR-10, NVAE 2.91.
 
 # %%
@@ -433,14 +434,14 @@ print(f"(Inception features of {2 * n_fid:,} images in {time.perf_counter() - t0
 #
 # The trained VAE is saved as an artifact: its weights, its configuration, and a record of what
 # produced it, with a SHA-256 checksum that chapter 6 verifies before use
-# (`course_lib.recipes.chapter2_vae` loads it, or trains it again with the same recipe).
+# (`course_lib.recipes.ch02_vae.chapter2_vae` loads it, or trains it again with the same recipe).
 
 # %%
 path = save_artifact(
     f"ch02_vae-{profile.name}", vae,
     {"model": {**recipe["model"], "channel_mult": list(recipe["model"]["channel_mult"])}, "recipe": recipe,
      "data": train_data.source_id},
-    profile=profile.name, produced_by="chapters/02_vae (course_lib.recipes.train_vae)", seconds=result.seconds,
+    profile=profile.name, produced_by="chapters/02_vae (course_lib.recipes.ch02_vae.train_vae)", seconds=result.seconds,
     metrics={"test_psnr_db": recon_psnr, "test_bits_per_dim": bpd,
              "recon_fid": recon_fid.value, "sample_fid": sample_fid.value, "fid_samples": n_fid})
 print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")

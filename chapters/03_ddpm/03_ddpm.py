@@ -40,21 +40,22 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.artifacts import save_artifact
-from course_lib.data import CIFAR10_CLASSES, cache_dir, load_cifar10, to_float, to_uint8
-from course_lib.diffusion import (EpsilonLoss, PredictionLoss, add_noise, eps_to_x0, gather, pred_to_eps, pred_to_x0,
-                                  q_posterior, signal_to_noise)
-from course_lib.fid import fid, reference_stats
+from course_lib.course.artifacts import save_artifact
+from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_float, to_uint8
+from course_lib.course.paths import cache_dir
+from course_lib.process.diffusion import (EpsilonLoss, PredictionLoss, add_noise, eps_to_x0, gather, pred_to_eps,
+                                          pred_to_x0, q_posterior, signal_to_noise)
+from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.models import UNet
-from course_lib.plotting import animate, figure_jpeg, frame_slider, image_grid, show_jpeg
-from course_lib.recipes import ddpm_recipe, train_ddpm, unet_config
-from course_lib.results import report
-from course_lib.samplers import ddpm_sample
-from course_lib.schedules import make_schedule
+from course_lib.book.plotting import animate, figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.recipes.ch03_ddpm import ddpm_recipe, train_ddpm, unet_config
+from course_lib.book.results import report
+from course_lib.samplers.ddpm import ddpm_sample
+from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = ddpm_recipe(profile)  # the U-Net's sizes and training per profile, shared with chapter 4 (course_lib.recipes)
+recipe = ddpm_recipe(profile)  # the U-Net's sizes and training per profile, shared with chapter 4 (course_lib.recipes.common)
 P = profile.choose(  # this chapter's own evaluation and comparison sizes, per profile
     smoke=dict(snapshots=(150,), snapshot_images=4, fid_samples=16, fid_reference=100, sample_batch=16,
                compare_steps=100, compare_fid_samples=8, eval_images=128),
@@ -123,7 +124,7 @@ t = torch.tensor([0, 250, 500, 999])
 a = alpha_bar[t].float().view(-1, 1, 1, 1)  # one step per image, broadcast over (3, 32, 32)
 x_t = a.sqrt() * x0_show + (1 - a).sqrt() * noise  # DDPM Eq. 4
 torch.testing.assert_close(x_t, add_noise(schedule, x0_show, t, noise))
-print("inline closed form == course_lib.diffusion.add_noise")
+print("inline closed form == course_lib.process.diffusion.add_noise")
 
 # %% [markdown]
 # The two schedules of this chapter on the same images and the same noise. The linear schedule
@@ -190,7 +191,7 @@ plt.show()
 #
 # $$ \mu_\theta(x_t, t) = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1 - \bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big) . $$
 #
-# `course_lib.diffusion.q_posterior` computes Eq. 7; the cell below checks that it is Bayes'
+# `course_lib.process.diffusion.q_posterior` computes Eq. 7; the cell below checks that it is Bayes'
 # rule for the two forward factors (the posterior precision is the sum of the precisions).
 
 # %%
@@ -264,7 +265,7 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# The loss, inline, next to `course_lib.diffusion.EpsilonLoss` under the same random draws:
+# The loss, inline, next to `course_lib.process.diffusion.EpsilonLoss` under the same random draws:
 
 # %%
 def simple_loss(model, x0, generator=None):
@@ -303,10 +304,10 @@ print(probe(x0_batch, torch.zeros(8, dtype=torch.long, device=device)).shape, "=
 # %% [markdown]
 # ## Training, with samples along the way
 #
-# The shared training loop (`course_lib.training.train`) runs AdamW with a linear warm-up,
+# The shared training loop (`course_lib.training.loop.train`) runs AdamW with a linear warm-up,
 # clips the gradient norm at 1, keeps an exponential moving average (EMA) of the weights,
 # and uses bf16 autocast on GPUs that support it (fp16 with loss scaling on older ones, float32
-# on the CPU). `course_lib.recipes.train_ddpm` is the same loop with the recipe's settings; we run
+# on the CPU). `course_lib.recipes.ch03_ddpm.train_ddpm` is the same loop with the recipe's settings; we run
 # it in stretches, resuming from a checkpoint, and sample the EMA model after each stretch from
 # the same starting noise.
 #
@@ -333,13 +334,13 @@ def sample(model, x_T, generator=None):
     return x
 
 
-# The loop equals course_lib.samplers.ddpm_sample step for step, in float64 (a cheap stand-in network suffices):
+# The loop equals course_lib.samplers.ddpm.ddpm_sample step for step, in float64 (a cheap stand-in network suffices):
 stand_in = lambda x, t: 0.3 * x + 0.01 * t.view(-1, 1, 1, 1)
 x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 torch.testing.assert_close(sample(stand_in, x_T, torch.Generator().manual_seed(1)),
                            ddpm_sample(stand_in, schedule, x_T, generator=torch.Generator().manual_seed(1),
                                        variance="large", clip_x0=1.0))
-print("inline Algorithm 2 == course_lib.samplers.ddpm_sample")
+print("inline Algorithm 2 == course_lib.samplers.ddpm.ddpm_sample")
 
 # %%
 checkpoint = cache_dir() / "checkpoints" / f"ch03_ddpm-{profile.name}.pt"
@@ -541,7 +542,7 @@ plt.show()
 # ## Saving the model for chapter 4
 #
 # The EMA U-Net is saved as an artifact with its configuration, a SHA-256 checksum and a record
-# of what produced it. Chapter 4 loads it with `course_lib.recipes.chapter3_unet`, which trains it
+# of what produced it. Chapter 4 loads it with `course_lib.recipes.ch03_ddpm.chapter3_unet`, which trains it
 # again with the same recipe if it is missing.
 
 # %%
@@ -549,7 +550,7 @@ path = save_artifact(
     f"ch03_unet-{profile.name}", ema,
     {"model": {**{k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()}}, "recipe": recipe,
      "data": train_data.source_id},
-    profile=profile.name, produced_by="chapters/03_ddpm (course_lib.recipes.train_ddpm)", seconds=train_seconds,
+    profile=profile.name, produced_by="chapters/03_ddpm (course_lib.recipes.ch03_ddpm.train_ddpm)", seconds=train_seconds,
     metrics={"fid": main_fid.value, "fid_samples": n_fid, "fid_reference": ref.num_images,
              "sampling_steps": schedule.num_steps})
 print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")

@@ -41,20 +41,21 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.data import cache_dir, load_cifar10, to_float, to_uint8
-from course_lib.diffusion import eps_to_x0, gather
-from course_lib.fast_samplers import ddim_invert, ddim_sample, ddim_sigma, slerp, timesteps
-from course_lib.fid import fid, reference_stats
-from course_lib.metrics import psnr
-from course_lib.ode_samplers import dpm_solver_timesteps, dpmpp_2m_sample, euler_sample, heun_sample
-from course_lib.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
-from course_lib.recipes import chapter3_unet, ddpm_recipe
-from course_lib.results import report
-from course_lib.schedules import make_schedule
+from course_lib.course.paths import cache_dir
+from course_lib.data import load_cifar10, to_float, to_uint8
+from course_lib.process.diffusion import eps_to_x0, gather
+from course_lib.samplers.ddim import ddim_invert, ddim_sample, ddim_sigma, slerp, timesteps
+from course_lib.evaluation.fid import fid, reference_stats
+from course_lib.evaluation.metrics import psnr
+from course_lib.samplers.ode import dpm_solver_timesteps, dpmpp_2m_sample, euler_sample, heun_sample
+from course_lib.book.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.recipes.ch03_ddpm import chapter3_unet, ddpm_recipe
+from course_lib.book.results import report
+from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = ddpm_recipe(profile)  # chapter 3's model and schedule (course_lib.recipes)
+recipe = ddpm_recipe(profile)  # chapter 3's model and schedule (course_lib.recipes.common)
 P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
     smoke=dict(step_counts=(10, 20, 50), fid_samples=8, fid_reference=100, sample_batch=32, show_images=8,
                invert_images=8, invert_steps=(10, 50)),
@@ -77,7 +78,7 @@ course_lib.show_setup("4 · DDIM and fast samplers", {
 # %% [markdown]
 # ## The model from chapter 3
 #
-# `course_lib.recipes.chapter3_unet` loads the U-Net that chapter 3 saved for this profile,
+# `course_lib.recipes.ch03_ddpm.chapter3_unet` loads the U-Net that chapter 3 saved for this profile,
 # after checking its SHA-256; if it is missing (say, you opened this chapter first) it trains it
 # with chapter 3's recipe and saves it. Nothing here retrains it.
 
@@ -129,7 +130,7 @@ print("its chapter 3 metrics:", {k: round(v, 2) if isinstance(v, float) else v f
 # for a jump from step `t` to step `t_prev` (Python ints, `t_prev < t`; `t_prev = -1` is the data
 # end, where $\bar\alpha = 1$), with $\sigma$ from Eq. 16. `x_t`, `eps` and `noise` have shape
 # `(B, 3, H, W)`; `alpha_bar` has shape `(T,)`. The checker compares it with
-# `course_lib.fast_samplers.ddim_step` for several jumps and values of $\eta$.
+# `course_lib.samplers.ddim.ddim_step` for several jumps and values of $\eta$.
 # ```
 #
 # ```{solution-start} ex-ddim-step
@@ -157,7 +158,7 @@ check_ddim_step(ddim_step)
 # %% [markdown]
 # The sampler is a loop over a decreasing subsequence of steps, here DDIM's "leading" spacing
 # (`timesteps(T, N)`: every $T/N$-th step). Inline, and checked against
-# `course_lib.fast_samplers.ddim_sample` with a cheap stand-in network:
+# `course_lib.samplers.ddim.ddim_sample` with a cheap stand-in network:
 
 # %%
 @torch.no_grad()
@@ -177,7 +178,7 @@ for eta in (0.0, 0.6):
     torch.testing.assert_close(sample_ddim(stand_in, x_T, timesteps(T, 20), eta, torch.Generator().manual_seed(1)),
                                ddim_sample(stand_in, schedule, x_T, timesteps(T, 20), eta=eta,
                                            generator=torch.Generator().manual_seed(1)))
-print("inline DDIM loop == course_lib.fast_samplers.ddim_sample (eta = 0 and 0.6)")
+print("inline DDIM loop == course_lib.samplers.ddim.ddim_sample (eta = 0 and 0.6)")
 print("the 10 steps of timesteps(1000, 10):", timesteps(T, 10).tolist())
 
 # %% [markdown]

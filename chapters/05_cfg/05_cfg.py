@@ -39,20 +39,23 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.artifacts import save_artifact
-from course_lib.data import CIFAR10_CLASSES, cache_dir, load_cifar10, to_float, to_uint8
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.fid import fid, reference_stats
-from course_lib.guidance import cfg_model, classifier_guided_model, drop_labels, guided_eps
-from course_lib.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
-from course_lib.recipes import (cfg_recipe, chapter3_unet, chapter5_classifier, chapter5_noisy_classifier,
-                                evaluate_classifier, train_cfg)
-from course_lib.results import report
-from course_lib.schedules import make_schedule
+from course_lib.course.artifacts import save_artifact
+from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_float, to_uint8
+from course_lib.course.paths import cache_dir
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.evaluation.fid import fid, reference_stats
+from course_lib.process.guidance import cfg_model, drop_labels, guided_eps
+from course_lib.process.classifier_guidance import classifier_guided_model
+from course_lib.book.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.recipes.ch05_cfg import (cfg_recipe, chapter5_classifier, chapter5_noisy_classifier,
+                                         evaluate_classifier, train_cfg)
+from course_lib.recipes.ch03_ddpm import chapter3_unet
+from course_lib.book.results import report
+from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = cfg_recipe(profile)  # chapter 3's U-Net recipe with 10 classes and label dropout (course_lib.recipes)
+recipe = cfg_recipe(profile)  # chapter 3's U-Net recipe with 10 classes and label dropout (course_lib.recipes.common)
 P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
     smoke=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=2, sampling_steps=50, fid_reference=100,
                sample_batch=100, guidance_scales=(0.0, 10.0)),
@@ -210,7 +213,7 @@ check_guided_eps(my_guided)
 
 # %% [markdown]
 # Each guided step needs both predictions at the same $(x_t, t)$. Rather than two forward passes,
-# `course_lib.guidance.cfg_model` runs one pass over the doubled batch $(x_t, x_t)$ with labels
+# `course_lib.process.guidance.cfg_model` runs one pass over the doubled batch $(x_t, x_t)$ with labels
 # $(y, \varnothing)$ and splits the output: the same numbers, and on a GPU close to half the
 # time for small batches. Checked here on the trained model:
 
@@ -313,14 +316,14 @@ for name, x in zip(variants, rows):
 # ## Saving the model
 #
 # The class-conditional U-Net is saved for chapter 6, which guides a latent diffusion model the
-# same way (`course_lib.recipes.chapter5_unet` loads it, or trains it again with the same recipe).
+# same way (`course_lib.recipes.ch05_cfg.chapter5_unet` loads it, or trains it again with the same recipe).
 
 # %%
 path = save_artifact(
     f"ch05_unet-{profile.name}", model,
     {"model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model.config).items()}, "recipe": recipe,
      "data": train_data.source_id},
-    profile=profile.name, produced_by="chapters/05_cfg (course_lib.recipes.train_cfg)", seconds=train_seconds,
+    profile=profile.name, produced_by="chapters/05_cfg (course_lib.recipes.ch05_cfg.train_cfg)", seconds=train_seconds,
     metrics={f"fid_w{w:g}": sweep[w]["fid"].value for w in ws} | {f"accuracy_w{w:g}": sweep[w]["accuracy"] for w in ws})
 print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")
 

@@ -41,26 +41,28 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.artifacts import save_artifact
-from course_lib.captions import COLOURS, caption_images, detokenize, image_attributes, tokenize
-from course_lib.data import CIFAR10_CLASSES, cache_dir, image_batches, load_cifar10, to_float, to_uint8
-from course_lib.diffusion import EpsilonLoss
-from course_lib.editing import inpaint, sdedit
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.fid import fid, reference_stats
-from course_lib.latent import decode_latents, encode_images, latent_batches, latent_scale, sample_latents
-from course_lib.latent_recipes import ldm_recipe, sampling_seconds_per_image, train_ldm, training_cost
-from course_lib.metrics import psnr
+from course_lib.course.artifacts import save_artifact
+from course_lib.data.captions import COLOURS, caption_images, detokenize, image_attributes, tokenize
+from course_lib.data import CIFAR10_CLASSES, image_batches, load_cifar10, to_float, to_uint8
+from course_lib.course.paths import cache_dir
+from course_lib.process.diffusion import EpsilonLoss
+from course_lib.samplers.editing import inpaint, sdedit
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.evaluation.fid import fid, reference_stats
+from course_lib.data.latents import decode_latents, encode_images, latent_batches, latent_scale, sample_latents
+from course_lib.recipes.ch06_ldm import ldm_recipe, sampling_seconds_per_image, train_ldm, training_cost
+from course_lib.evaluation.metrics import psnr
 from course_lib.models import UNet
-from course_lib.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
-from course_lib.recipes import chapter2_vae, ddpm_recipe, train_ddpm, unet_config
-from course_lib.results import report
-from course_lib.schedules import make_schedule
-from course_lib.text_guidance import CaptionDropoutLoss, text_cfg_model
+from course_lib.book.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.recipes.ch02_vae import chapter2_vae
+from course_lib.recipes.ch03_ddpm import ddpm_recipe, train_ddpm, unet_config
+from course_lib.book.results import report
+from course_lib.process.schedules import make_schedule
+from course_lib.process.text_guidance import CaptionDropoutLoss, text_cfg_model
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = ldm_recipe(profile)  # the text-to-image model's sizes and training (course_lib.latent_recipes)
+recipe = ldm_recipe(profile)  # the text-to-image model's sizes and training (course_lib.recipes.ch06_ldm)
 P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
     smoke=dict(w=3.0, sampling_steps=25, samples_per_colour=8, budget_seconds=8, fid_samples=64, fid_reference=200),
     laptop=dict(w=3.0, sampling_steps=50, samples_per_colour=64,
@@ -127,7 +129,7 @@ show_jpeg()
 # A text-to-image model needs captions, and CIFAR-10 has only labels. We make captions from the
 # label and two attributes measured from the pixels: the **dominant colour** (the hue of most
 # saturated pixels; gray, white or black when few pixels are saturated) and the **brightness**
-# (the mean value, "dark" or "bright" at the extremes). `course_lib.captions` does this for all
+# (the mean value, "dark" or "bright" at the extremes). `course_lib.data.captions` does this for all
 # images at once and maps words to token ids from a fixed vocabulary, with a start token (BOS)
 # first; the **empty caption** (only BOS) is the null condition of classifier-free guidance, as the
 # null class was in chapter 5.
@@ -195,12 +197,12 @@ from course_lib.exercises.ch06 import check_cross_attention
 check_cross_attention(my_cross_attention)
 
 # %% [markdown]
-# The library's layer, `course_lib.models.unet.CrossAttention`, is this computation with the
+# The library's layer, `course_lib.models.unet_blocks.CrossAttention`, is this computation with the
 # projections, a group norm before the queries and a residual connection; with the same weights
 # it gives what your function gives:
 
 # %% tags=["nbval-check-output"]
-layer = course_lib.models.unet.CrossAttention(channels=16, context_dim=12, num_heads=2, groups=4).double()
+layer = course_lib.models.unet_blocks.CrossAttention(channels=16, context_dim=12, num_heads=2, groups=4).double()
 torch.nn.init.normal_(layer.proj.weight)  # the output projection starts at zero; make it visible
 feat = torch.randn(3, 16, 4, 4, dtype=torch.float64)  # (B, C, H, W) feature map
 ctx = torch.randn(3, 5, 12, dtype=torch.float64)  # (B, L, D) token features
@@ -233,7 +235,7 @@ print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; {n_params / 
 save_artifact(f"ch06_ldm-{profile.name}", model,
               {"model": model.config.to_dict(), "recipe": recipe, "data": train_data.source_id,
                "latent_scale": scale, "vae": vae_meta["name"], "vae_sha256": vae_meta["sha256"], "processes": 1},
-              profile=profile.name, produced_by="chapters/06_latent_diffusion (course_lib.latent_recipes.train_ldm)",
+              profile=profile.name, produced_by="chapters/06_latent_diffusion (course_lib.recipes.ch06_ldm.train_ldm)",
               seconds=train_seconds, metrics={"latent_scale": scale})
 
 # %% [markdown]

@@ -46,27 +46,29 @@ import torch
 import torch.nn.functional as F
 
 import course_lib
-from course_lib.captions import VOCAB, tokenize
-from course_lib.data import CIFAR10_CLASSES, cache_dir, image_batches, load_cifar10, to_float, to_uint8
-from course_lib.dit_recipes import chapter7_dit, dit_config, dit_recipe, finetune_lora, lora_recipe
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.fid import fid, reference_stats
-from course_lib.flops import gflops, model_gflops
-from course_lib.guidance import LabelDropoutLoss, cfg_model
-from course_lib.latent_recipes import training_cost
-from course_lib.lora import trainable_parameters
+from course_lib.data.captions import VOCAB, tokenize
+from course_lib.data import CIFAR10_CLASSES, image_batches, load_cifar10, to_float, to_uint8
+from course_lib.course.paths import cache_dir
+from course_lib.recipes.ch07_dit import chapter7_dit, dit_config, dit_recipe, finetune_lora, lora_recipe
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.evaluation.fid import fid, reference_stats
+from course_lib.evaluation.flops import gflops, model_gflops
+from course_lib.process.guidance import LabelDropoutLoss, cfg_model
+from course_lib.recipes.ch06_ldm import training_cost
+from course_lib.models.lora import trainable_parameters
 from course_lib.models import UNet
 from course_lib.models.dit import DiT, DiTBlock, DiTConfig, patchify, unpatchify
 from course_lib.models.mmdit import MMDiT, MMDiTConfig, joint_attention
 from course_lib.models.text import TextEncoder, TextEncoderConfig
-from course_lib.plotting import image_grid, show_jpeg
-from course_lib.recipes import cfg_recipe, chapter5_classifier, evaluate_classifier, unet_config
-from course_lib.results import report
-from course_lib.schedules import make_schedule
+from course_lib.book.plotting import image_grid, show_jpeg
+from course_lib.recipes.ch05_cfg import cfg_recipe, chapter5_classifier, evaluate_classifier
+from course_lib.recipes.ch03_ddpm import unet_config
+from course_lib.book.results import report
+from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-P = profile.choose(  # this chapter's sizes, per profile (each DiT's training recipe: course_lib.dit_recipes)
+P = profile.choose(  # this chapter's sizes, per profile (each DiT's training recipe: course_lib.recipes.ch07_dit)
     smoke=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=25, fid_samples=64, fid_reference=200,
                lora_class=1, lora_samples=32),
     laptop=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=50,
@@ -196,7 +198,7 @@ print("two of my branches equal course_lib's DiTBlock; at initialization every b
 #
 # DiT names its models by width and depth (S, B, L, XL) and patch size: DiT-S/2 is the small model
 # with $2 \times 2$ patches. Counting the multiply-adds of one forward pass with PyTorch's
-# `FlopCounterMode` (`course_lib.flops`, in the paper's convention of one multiply-add = one flop)
+# `FlopCounterMode` (`course_lib.evaluation.flops`, in the paper's convention of one multiply-add = one flop)
 # reproduces the paper's Table 4 at its $32 \times 32 \times 4$ latent input, and gives the same
 # numbers on our $32 \times 32 \times 3$ pixels. The chapter 3 U-Net is there for scale.
 
@@ -223,7 +225,7 @@ for name, _, _, _, g_lat, paper in rows[:4]:
 # ## Training DiTs, and FID against Gflops
 #
 # Each configuration is trained class-conditionally with label dropout (chapter 5) by
-# `course_lib.dit_recipes`, with DiT's recipe in the `full` profile (AdamW at a constant
+# `course_lib.recipes.ch07_dit`, with DiT's recipe in the `full` profile (AdamW at a constant
 # $10^{-4}$, no weight decay, batch 256, EMA 0.9999; the paper trains 400k steps, we train fewer).
 # The models are artifacts: this cell loads each from the cache or the registry and trains it only
 # if it is missing. In `smoke`, "S" means DiT-tiny (2 layers, width 64) at the same patch size.

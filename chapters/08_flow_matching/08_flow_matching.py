@@ -39,23 +39,25 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.data import cache_dir, load_cifar10, swiss_roll, to_uint8
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.fid import fid, reference_stats
-from course_lib.flow_matching import (ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher,
-                                      VariancePreservingConditionalFlowMatcher, flow_model_as_eps,
-                                      flow_time_of_alpha_bar, velocity_to_x0)
-from course_lib.flow_recipes import chapter8_fm, chapter8_reflow, fm_recipe, reflow_recipe, train_fm, train_reflow
-from course_lib.flow_samplers import (flow_euler_sample, flow_heun_sample, flow_midpoint_sample, flow_odeint_sample,
-                                      reflow_pairs, straightness)
-from course_lib.metrics import sliced_wasserstein
-from course_lib.plotting import image_grid, scatter2d, show_jpeg
-from course_lib.results import report
-from course_lib.schedules import make_schedule
+from course_lib.course.paths import cache_dir
+from course_lib.data import load_cifar10, swiss_roll, to_uint8
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.evaluation.fid import fid, reference_stats
+from course_lib.process.flow_matching import (ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher,
+                                              VariancePreservingConditionalFlowMatcher, flow_model_as_eps,
+                                              flow_time_of_alpha_bar, velocity_to_x0)
+from course_lib.recipes.ch08_flow import (chapter8_fm, chapter8_reflow, fm_recipe, reflow_recipe, train_fm,
+                                          train_reflow)
+from course_lib.samplers.flow import (flow_euler_sample, flow_heun_sample, flow_midpoint_sample,
+                                      flow_odeint_sample, reflow_pairs, straightness)
+from course_lib.evaluation.metrics import sliced_wasserstein
+from course_lib.book.plotting import image_grid, scatter2d, show_jpeg
+from course_lib.book.results import report
+from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-toy = fm_recipe(profile, "swiss_roll")  # the 2D model's sizes and training (course_lib.flow_recipes)
+toy = fm_recipe(profile, "swiss_roll")  # the 2D model's sizes and training (course_lib.recipes.ch08_flow)
 toy_reflow = reflow_recipe(profile, "swiss_roll")
 cifar = fm_recipe(profile, "cifar10")
 P = profile.choose(  # this chapter's evaluation sizes, per profile
@@ -122,7 +124,7 @@ from course_lib.exercises.ch08 import check_linear_path
 check_linear_path(my_linear_path)
 
 # %% [markdown]
-# `course_lib.flow_matching.ConditionalFlowMatcher` is this path; its variants are small subclasses
+# `course_lib.process.flow_matching.ConditionalFlowMatcher` is this path; its variants are small subclasses
 # that override the path (`compute_mu_t`, `compute_conditional_flow`) or the pairing of data and
 # noise (`couple`), as in torchcfm {cite:p}`tong2024improving`, whose matchers our tests match in
 # float64 (with its time reversed: torchcfm's $t$ is our $1 - s$).

@@ -40,27 +40,29 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.artifacts import save_artifact
-from course_lib.captions import caption_images, tokenize
-from course_lib.consistency import c_out, c_skip, consistency_output, lcm_grid, lcm_sample, lcm_timesteps
-from course_lib.data import cache_dir, load_cifar10, to_uint8
-from course_lib.diffusion import eps_to_x0
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.fid import fid, reference_stats
-from course_lib.latent import decode_latents, encode_images
-from course_lib.latent_recipes import chapter6_ldm
-from course_lib.lcm import guided_ddim_step
-from course_lib.lcm_recipes import distill_lcm, lcm_lora_student, lcm_recipe, one_step_error
-from course_lib.lora import trainable_parameters
-from course_lib.plotting import image_grid, show_jpeg
-from course_lib.recipes import chapter2_vae
-from course_lib.results import report
-from course_lib.schedules import make_schedule
-from course_lib.text_guidance import text_cfg_model
+from course_lib.course.artifacts import save_artifact
+from course_lib.data.captions import caption_images, tokenize
+from course_lib.process.consistency import c_out, c_skip, consistency_output, lcm_grid
+from course_lib.samplers.consistency import lcm_sample, lcm_timesteps
+from course_lib.course.paths import cache_dir
+from course_lib.data import load_cifar10, to_uint8
+from course_lib.process.diffusion import eps_to_x0
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.evaluation.fid import fid, reference_stats
+from course_lib.data.latents import decode_latents, encode_images
+from course_lib.recipes.ch06_ldm import chapter6_ldm
+from course_lib.process.lcm_distillation import guided_ddim_step
+from course_lib.recipes.ch09_lcm import distill_lcm, lcm_lora_student, lcm_recipe, one_step_error
+from course_lib.models.lora import trainable_parameters
+from course_lib.book.plotting import image_grid, show_jpeg
+from course_lib.recipes.ch02_vae import chapter2_vae
+from course_lib.book.results import report
+from course_lib.process.schedules import make_schedule
+from course_lib.process.text_guidance import text_cfg_model
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = lcm_recipe(profile)  # distillation settings (course_lib.lcm_recipes)
+recipe = lcm_recipe(profile)  # distillation settings (course_lib.recipes.ch09_lcm)
 P = profile.choose(  # this chapter's evaluation sizes, per profile
     smoke=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=64, fid_reference=200, lora_steps=150),
     laptop=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=500,
@@ -199,7 +201,7 @@ save_artifact(f"ch09_lcm-{profile.name}", student,
               {"model": student.denoiser.config.to_dict(), "recipe": recipe, "teacher": teacher_meta["name"],
                "teacher_sha256": teacher_meta["sha256"], "latent_scale": scale, "vae": vae_meta["name"],
                "vae_sha256": vae_meta["sha256"], "data": train_data.source_id, "processes": 1},
-              profile=profile.name, produced_by="chapters/09_lcm (course_lib.lcm_recipes.distill_lcm)",
+              profile=profile.name, produced_by="chapters/09_lcm (course_lib.recipes.ch09_lcm.distill_lcm)",
               seconds=distill_seconds)
 
 # %% [markdown]

@@ -12,26 +12,25 @@ Images: (N, 3, 32, 32) uint8 in 0..255; models see floats in [-1, 1] (``to_float
 """
 
 from __future__ import annotations
-
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..course.paths import cache_dir
+
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 DATA_ENV = "COURSE_DATA"
-CACHE_ENV = "COURSE_CACHE"
+
+
 SPLITS = ("train", "test")
-
-
-def cache_dir() -> Path:
-    """Where decoded data, FID statistics and artifacts are cached: ``$COURSE_CACHE`` or ~/.cache/course_lib."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
 
 
 @dataclass

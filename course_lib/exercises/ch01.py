@@ -10,8 +10,8 @@ from typing import Callable
 
 import torch
 
-from ..diffusion import add_noise, eps_to_score
-from ..schedules import NoiseSchedule, cosine_betas, linear_betas
+from ..process.diffusion import add_noise, eps_to_score
+from ..process.schedules import NoiseSchedule, cosine_betas, linear_betas
 from .core import check_against_reference
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from ..vae import gaussian_kl, reparameterize
+from ..process.elbo import gaussian_kl, reparameterize
 from .core import check_against_reference
 
 

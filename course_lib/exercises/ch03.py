@@ -10,8 +10,8 @@ from typing import Callable
 
 import torch
 
-from ..diffusion import eps_to_x0, gather, q_posterior, v_to_x0
-from ..schedules import NoiseSchedule, make_schedule
+from ..process.diffusion import eps_to_x0, gather, q_posterior, v_to_x0
+from ..process.schedules import NoiseSchedule, make_schedule
 from .core import check_against_reference
 
 

@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-from ..fast_samplers import ddim_step, slerp
-from ..schedules import NoiseSchedule, make_schedule
+from ..samplers.ddim import ddim_step, slerp
+from ..process.schedules import NoiseSchedule, make_schedule
 from .core import check_against_reference
 
 

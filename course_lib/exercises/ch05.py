@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from ..guidance import drop_labels, guided_eps
+from ..process.guidance import drop_labels, guided_eps
 from .core import check_against_reference
 
 

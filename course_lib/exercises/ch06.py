@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..editing import img2img_timesteps
-from ..fast_samplers import timesteps
+from ..samplers.editing import img2img_timesteps
+from ..samplers.ddim import timesteps
 from .core import check_against_reference
 
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from ..flow_matching import ConditionalFlowMatcher
+from ..process.flow_matching import ConditionalFlowMatcher
 from .core import check_against_reference
 
 

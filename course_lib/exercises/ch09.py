@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from ..consistency import c_out, c_skip
+from ..process.consistency import c_out, c_skip
 from .core import check_against_reference
 
 

@@ -5,7 +5,7 @@ Two uses in chapter 5: the evaluation classifier (clean images; how often a samp
 class y is classified as y), and, time-conditioned, the noise-aware classifier p_phi(y | x_t, t)
 that classifier guidance differentiates (Dhariwal & Nichol 2021).
 
-Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see schedules.py).
+Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see process/schedules.py).
 
 Names -> symbols:
     x       x or x_t   images in [-1, 1] (``data.to_float``), (B, in_channels, image_size, image_size)

@@ -1,7 +1,7 @@
 """The Diffusion Transformer, DiT (Peebles & Xie 2023, arXiv 2212.09748): a ViT (Dosovitskiy et al.
 2021) over patches of x_t, conditioned on t and the class through adaLN-Zero.
 
-Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see schedules.py).
+Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see process/schedules.py).
 
 Names -> symbols:
     x_t    x_t     the noised input, (B, C, S, S): CIFAR-10 pixels (3, 32, 32), or 4-channel latents

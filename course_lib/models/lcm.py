@@ -10,7 +10,7 @@ duration of one call, does the addition, so the wrapped LatentDenoiser's code, p
 chapter 6's. ``w_proj`` starts at zero (diffusers' starts random): at initialisation the student computes
 exactly the teacher's conditional prediction, whatever w.
 
-Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see schedules.py).
+Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see process/schedules.py).
 
 Names -> symbols:
     w           w           the course's guidance scale (``guidance.guided_eps``: 1 conditional, > 1 guided)

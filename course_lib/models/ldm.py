@@ -2,12 +2,12 @@
 as one module, so that the training loop, the EMA and the artifacts handle them as one model
 (LDM, Rombach et al. 2022, Sec. 3.3 and Eq. 3: eps_theta(z_t, t, tau_theta(y))).
 
-Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see schedules.py).
+Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see process/schedules.py).
 
 Names -> symbols:
     z_t     z_t              the noised, scaled latent (B, C, h, w)
     t       t                (B,) steps
-    tokens  y                (B, L) long token ids of the captions (``course_lib.captions.tokenize``)
+    tokens  y                (B, L) long token ids of the captions (``course_lib.data.captions.tokenize``)
     eps                      the prediction, z_t's shape
 """
 

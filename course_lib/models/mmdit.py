@@ -1,7 +1,7 @@
 """The MMDiT block of Stable Diffusion 3 (Esser et al. 2024, arXiv 2403.03206, Sec. 4 and Fig. 2b), and a
 small text-conditioned denoiser built from it.
 
-Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see schedules.py).
+Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see process/schedules.py).
 
 Two token streams, the image's and the context's (text encoder outputs), each with its own weights:
 its own adaLN modulation from the conditioning vector c, its own qkv and output projections and its

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-import course_lib.recipes as recipes
-from course_lib.artifacts import ArtifactError, ArtifactMissingError, load_artifact, save_artifact
+from course_lib.recipes import ch02_vae, ch03_ddpm
+from course_lib.course.artifacts import ArtifactError, ArtifactMissingError, load_artifact, save_artifact
 from course_lib.data import CIFAR10_CLASSES
-from course_lib.profiles import get_profile
+from course_lib.course.profiles import get_profile
 
 from helpers import assert_loads_without_training
 
@@ -46,32 +46,32 @@ def test_chapter2_vae_trains_saves_then_loads(one_image_per_class, monkeypatch):
     """Train-or-load: the first call trains with the recipe and saves; the second loads the same weights."""
     tiny = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
                 steps=2, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
-    monkeypatch.setattr(recipes, "vae_recipe", lambda profile: tiny)
-    vae, meta = recipes.chapter2_vae(get_profile("smoke"))
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: tiny)
+    vae, meta = ch02_vae.chapter2_vae(get_profile("smoke"))
     assert meta["profile"] == "smoke" and meta["config"]["recipe"]["steps"] == 2
-    assert_loads_without_training(monkeypatch, recipes, "train_vae",
-                                  lambda: recipes.chapter2_vae(get_profile("smoke")), vae)
+    assert_loads_without_training(monkeypatch, ch02_vae, "train_vae",
+                                  lambda: ch02_vae.chapter2_vae(get_profile("smoke")), vae)
 
 
 def test_chapter3_unet_trains_saves_then_loads(one_image_per_class, monkeypatch):
     """The same train-or-load path for the chapter 3 U-Net (tiny recipe, 2 steps)."""
     tiny = dict(unet="tiny", schedule="linear", num_steps=1000, steps=2, batch=2, lr=1e-3, warmup=1,
                 ema_decay=0.9, train_images=None)
-    monkeypatch.setattr(recipes, "ddpm_recipe", lambda profile: tiny)
-    unet, meta = recipes.chapter3_unet(get_profile("smoke"))
-    assert unet.config == recipes.unet_config(tiny) and meta["produced_by"].endswith("train_ddpm")
-    assert_loads_without_training(monkeypatch, recipes, "train_ddpm",
-                                  lambda: recipes.chapter3_unet(get_profile("smoke")), unet)
+    monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: tiny)
+    unet, meta = ch03_ddpm.chapter3_unet(get_profile("smoke"))
+    assert unet.config == ch03_ddpm.unet_config(tiny) and meta["produced_by"].endswith("train_ddpm")
+    assert_loads_without_training(monkeypatch, ch03_ddpm, "train_ddpm",
+                                  lambda: ch03_ddpm.chapter3_unet(get_profile("smoke")), unet)
 
 
 def test_train_or_load_refuses_a_corrupted_artifact(one_image_per_class, monkeypatch):
     tiny = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
                 steps=1, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
-    monkeypatch.setattr(recipes, "vae_recipe", lambda profile: tiny)
-    recipes.chapter2_vae(get_profile("smoke"))
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: tiny)
+    ch02_vae.chapter2_vae(get_profile("smoke"))
     weights = one_image_per_class / "cache/artifacts/ch02_vae-smoke.pt"
     raw = bytearray(weights.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     weights.write_bytes(bytes(raw))
     with pytest.raises(ArtifactError, match="corrupted"):
-        recipes.chapter2_vae(get_profile("smoke"))
+        ch02_vae.chapter2_vae(get_profile("smoke"))

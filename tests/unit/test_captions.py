@@ -1,4 +1,4 @@
-"""Synthetic captions (course_lib.captions): the attributes of constructed images, the caption text,
+"""Synthetic captions (course_lib.data.captions): the attributes of constructed images, the caption text,
 the tokenizer's round trip, the empty caption, clear errors, and speed on a CIFAR-10-sized set."""
 
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from course_lib import captions as C
+from course_lib.data import captions as C
 from course_lib.data import CIFAR10_CLASSES
 
 

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from course_lib.data import image_batches, random_crop
-from course_lib.guidance import ClassifierLoss, NoisyClassifierLoss
+from course_lib.process.classifier_guidance import ClassifierLoss, NoisyClassifierLoss
 from course_lib.models import Classifier, ClassifierConfig
-from course_lib.recipes import _refresh_batchnorm, evaluate_classifier
-from course_lib.schedules import make_schedule
-from course_lib.training import TrainConfig, train
+from course_lib.recipes.ch05_cfg import _refresh_batchnorm, evaluate_classifier
+from course_lib.process.schedules import make_schedule
+from course_lib.training.loop import TrainConfig, train
 
 
 def _params(model):

@@ -5,13 +5,14 @@ student starts as its teacher."""
 import pytest
 import torch
 
-from course_lib.captions import tokenize
-from course_lib.consistency import c_out, c_skip, consistency_output, lcm_grid, lcm_sample, lcm_timesteps
+from course_lib.data.captions import tokenize
+from course_lib.process.consistency import c_out, c_skip, consistency_output, lcm_grid
+from course_lib.samplers.consistency import lcm_sample, lcm_timesteps
 from course_lib.models import LatentDenoiser
 from course_lib.models.lcm import GuidanceConditionedDenoiser, guidance_embedding
-from course_lib.latent_recipes import ldm_config, ldm_recipe
-from course_lib.profiles import get_profile
-from course_lib.schedules import make_schedule
+from course_lib.recipes.ch06_ldm import ldm_config, ldm_recipe
+from course_lib.course.profiles import get_profile
+from course_lib.process.schedules import make_schedule
 
 from helpers import perturbed
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from course_lib.diffusion import EpsilonLoss, add_noise, eps_to_score
-from course_lib.schedules import make_schedule
+from course_lib.process.diffusion import EpsilonLoss, add_noise, eps_to_score
+from course_lib.process.schedules import make_schedule
 
 diffusers = pytest.importorskip("diffusers")
 SCHEDULES = [("linear", "linear"), ("cosine", "squaredcos_cap_v2")]
@@ -105,7 +105,7 @@ def test_add_noise_rejects_bad_tensors():
 def test_q_posterior_is_the_gaussian_product_of_the_two_forward_factors(name):
     """q(x_{t-1} | x_t, x0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x0): Bayes' rule for Gaussians, computed
     independently of DDPM Eq. 7 from the precisions; and at t = 0 the posterior is x0 itself."""
-    from course_lib.diffusion import q_posterior
+    from course_lib.process.diffusion import q_posterior
 
     schedule = make_schedule(name, 1000)
     g = torch.Generator().manual_seed(0)

@@ -1,6 +1,6 @@
 """The training loop under torchrun (DDP): on CPU with the gloo backend and two processes.
 
-Rule under test (course_lib.distributed): every rank draws the same global batch and keeps its
+Rule under test (course_lib.training.distributed): every rank draws the same global batch and keeps its
 1/N of the rows, so N processes train like one process on the same global batches, and a
 checkpoint written by N processes resumes in any other number of processes.
 """
@@ -19,13 +19,13 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-import course_lib.recipes as recipes
-import course_lib.training as training
-from course_lib import distributed as dist
+from course_lib.recipes import ch02_vae, ch03_ddpm, common
+import course_lib.training.checkpoint as checkpoint
+from course_lib.training import distributed as dist
 from course_lib.data import CIFAR10_CLASSES
 from course_lib.models import MLPConfig, MLPDenoiser
-from course_lib.profiles import get_profile
-from course_lib.training import TrainConfig, train
+from course_lib.course.profiles import get_profile
+from course_lib.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
 K, N = 4, 10  # steps of the two-process run, steps of the whole run
@@ -134,11 +134,11 @@ TINY_VAE = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_leve
 
 def _train_vae_recording_writes(out: Path) -> dict:
     writes = []
-    save_checkpoint, save_artifact = training.save_checkpoint, recipes.save_artifact
-    training.save_checkpoint = lambda *a, **k: (writes.append("checkpoint"), save_checkpoint(*a, **k))[1]
-    recipes.save_artifact = lambda *a, **k: (writes.append("artifact"), save_artifact(*a, **k))[1]
-    recipes.vae_recipe = lambda profile: TINY_VAE
-    vae, meta = recipes.chapter2_vae(get_profile("smoke"), checkpoint_path=out / "vae.pt")
+    save_checkpoint, save_artifact = checkpoint.save_checkpoint, common.save_artifact
+    checkpoint.save_checkpoint = lambda *a, **k: (writes.append("checkpoint"), save_checkpoint(*a, **k))[1]
+    common.save_artifact = lambda *a, **k: (writes.append("artifact"), save_artifact(*a, **k))[1]
+    ch02_vae.vae_recipe = lambda profile: TINY_VAE
+    vae, meta = ch02_vae.chapter2_vae(get_profile("smoke"), checkpoint_path=out / "vae.pt")
     return {"writes": writes, "checkpoint_there": (out / "vae.pt").exists(), "seed": torch.initial_seed(),
             "state": vae.state_dict(), "meta": meta}
 
@@ -188,7 +188,7 @@ def test_script_names_the_valid_models_and_profiles(capsys):
     assert "ch02_vae" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         script.parse_args(["ch03_unet", "--profile", "huge"])
-    assert "'smoke', 'colab', 'full'" in capsys.readouterr().err
+    assert "'smoke', 'laptop', 'colab', 'full'" in capsys.readouterr().err
 
 
 CIFAR = Path(os.environ.get("COURSE_DATA") or ROOT.parent / "shared/data/cifar10-jpeg")
@@ -210,7 +210,7 @@ def test_script_under_torchrun_then_resumed_in_one_process(tmp_path, monkeypatch
         monkeypatch.setenv(name, env[name])
     _script().main([*args, "--steps", "4", "--retrain"])  # one process now (no torchrun here)
     assert "Resumed from" in capsys.readouterr().out and torch.load(ckpt, weights_only=True)["step"] == 4
-    monkeypatch.setattr(recipes, "train_ddpm", lambda *a, **k: pytest.fail("trained instead of loading"))
-    unet, meta = recipes.chapter3_unet(get_profile("smoke"))
+    monkeypatch.setattr(ch03_ddpm, "train_ddpm", lambda *a, **k: pytest.fail("trained instead of loading"))
+    unet, meta = ch03_ddpm.chapter3_unet(get_profile("smoke"))
     assert meta["config"]["processes"] == 1 and meta["config"]["recipe"]["steps"] == 4
-    assert unet.config == recipes.unet_config(recipes.ddpm_recipe(get_profile("smoke")))
+    assert unet.config == ch03_ddpm.unet_config(ch03_ddpm.ddpm_recipe(get_profile("smoke")))

@@ -5,10 +5,10 @@ DiTTransformer2DModel (parameter counts, and outputs in float64 with the weights
 import pytest
 import torch
 
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.guidance import LabelDropoutLoss, cfg_model
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.process.guidance import LabelDropoutLoss, cfg_model
 from course_lib.models.dit import DiT, DiTBlock, DiTConfig, patchify, sincos_pos_embed_2d, unpatchify
-from course_lib.schedules import make_schedule
+from course_lib.process.schedules import make_schedule
 
 from helpers import load_benchmark, perturbed
 

@@ -1,14 +1,14 @@
-"""Editing samplers (course_lib.editing): SDEdit step for step equal to a loop over diffusers' DDIMScheduler
+"""Editing samplers (course_lib.samplers.editing): SDEdit step for step equal to a loop over diffusers' DDIMScheduler
 with the img2img pipeline's rule for which steps run (float64), its limits; inpainting keeps the known
 region exactly and takes the rest from the model."""
 
 import pytest
 import torch
 
-from course_lib.diffusion import add_noise
-from course_lib.editing import img2img_timesteps, inpaint, sdedit
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.schedules import make_schedule
+from course_lib.process.diffusion import add_noise
+from course_lib.samplers.editing import img2img_timesteps, inpaint, sdedit
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.process.schedules import make_schedule
 
 diffusers = pytest.importorskip("diffusers")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

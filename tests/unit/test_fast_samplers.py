@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from course_lib.diffusion import velocity, x0_to_eps
-from course_lib.fast_samplers import ddim_invert, ddim_sample, ddim_step, timesteps
-from course_lib.ode_samplers import dpm_solver_timesteps, dpmpp_2m_sample, euler_sample, heun_sample
-from course_lib.samplers import ddpm_sample
-from course_lib.schedules import make_schedule
+from course_lib.process.diffusion import velocity, x0_to_eps
+from course_lib.samplers.ddim import ddim_invert, ddim_sample, ddim_step, timesteps
+from course_lib.samplers.ode import dpm_solver_timesteps, dpmpp_2m_sample, euler_sample, heun_sample
+from course_lib.samplers.ddpm import ddpm_sample
+from course_lib.process.schedules import make_schedule
 
 diffusers = pytest.importorskip("diffusers")
 from diffusers.schedulers import scheduling_dpmsolver_multistep, scheduling_euler_discrete  # noqa: E402
@@ -370,8 +370,8 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_ddim_sigma_is_zero_at_eta_0_and_the_ddpm_posterior_std_at_eta_1():
-    from course_lib.diffusion import q_posterior
-    from course_lib.fast_samplers import ddim_sigma
+    from course_lib.process.diffusion import q_posterior
+    from course_lib.samplers.ddim import ddim_sigma
 
     schedule = make_schedule("cosine", 1000)
     for t in (1, 10, 500, 999):
@@ -384,7 +384,7 @@ def test_ddim_sigma_is_zero_at_eta_0_and_the_ddpm_posterior_std_at_eta_1():
 
 
 def test_slerp_hits_both_ends_and_moves_at_constant_angle_on_the_sphere():
-    from course_lib.fast_samplers import slerp
+    from course_lib.samplers.ddim import slerp
 
     g = torch.Generator().manual_seed(0)
     z0, z1 = torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64), torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64)

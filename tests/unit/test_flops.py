@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.flops import forward_flops, gflops, model_gflops
+from course_lib.evaluation.flops import forward_flops, gflops, model_gflops
 from course_lib.models.dit import DiT, DiTConfig
 from course_lib.models.unet import UNet, UNetConfig
 

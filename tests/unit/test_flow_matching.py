@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from course_lib.flow_matching import (TIME_SCALE, ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher,
-                                      PairedFlowMatchingLoss, TargetConditionalFlowMatcher,
-                                      VariancePreservingConditionalFlowMatcher, eps_to_velocity, exact_ot_permutation,
-                                      flow_model_as_eps, flow_time_of_alpha_bar, velocity_to_eps, velocity_to_score,
-                                      velocity_to_x0)
-from course_lib.schedules import make_schedule
+from course_lib.process.flow_matching import (TIME_SCALE, ConditionalFlowMatcher,
+                                              ExactOptimalTransportConditionalFlowMatcher, PairedFlowMatchingLoss,
+                                              TargetConditionalFlowMatcher,
+                                              VariancePreservingConditionalFlowMatcher, eps_to_velocity,
+                                              exact_ot_permutation, flow_model_as_eps, flow_time_of_alpha_bar,
+                                              velocity_to_eps, velocity_to_score, velocity_to_x0)
+from course_lib.process.schedules import make_schedule
 
 F64 = torch.float64
 PATHS = {  # matcher -> (a_s, b_s, da_s/ds, db_s/ds) with x_s = a_s x0 + b_s eps

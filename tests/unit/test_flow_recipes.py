@@ -5,12 +5,12 @@ train-or-load of the CIFAR-10 flow and its reflow (a few steps on a few real ima
 import pytest
 import torch
 
-import course_lib.flow_recipes as fr
+import course_lib.recipes.ch08_flow as fr
 from course_lib.data import swiss_roll
-from course_lib.flow_matching import ExactOptimalTransportConditionalFlowMatcher
-from course_lib.flow_samplers import flow_euler_sample
+from course_lib.process.flow_matching import ExactOptimalTransportConditionalFlowMatcher
+from course_lib.samplers.flow import flow_euler_sample
 from course_lib.models import MLPDenoiser, UNet
-from course_lib.profiles import PROFILES, get_profile
+from course_lib.course.profiles import PROFILES, get_profile
 
 from helpers import assert_loads_without_training
 
@@ -49,7 +49,7 @@ def test_flow_then_reflow_on_the_swiss_roll_trains_and_samples():
 
 
 def test_the_reusable_models():
-    assert sorted(fr.CHAPTER8_MODELS) == ["ch08_fm", "ch08_reflow"]
+    assert sorted(fr.MODELS) == ["ch08_fm", "ch08_reflow"]
 
 
 TINY = dict(unet="tiny", steps=2, batch=4, lr=1e-3, warmup=1, ema_decay=0.9, train_images=40)
@@ -61,7 +61,7 @@ def test_chapter8_fm_and_reflow_train_then_load(cache, monkeypatch):
     assert isinstance(model, UNet) and meta["produced_by"].endswith("train_fm")
     assert (cache / "artifacts/ch08_fm-smoke.pt").exists()
     assert_loads_without_training(monkeypatch, fr, "train_fm",
-                                  lambda: fr.CHAPTER8_MODELS["ch08_fm"](get_profile("smoke")), model)
+                                  lambda: fr.MODELS["ch08_fm"](get_profile("smoke")), model)
     monkeypatch.setattr(fr, "reflow_recipe", lambda profile, dataset="cifar10": {**TINY, "pairs": 8, "sample_steps": 2})
     second, meta2 = fr.chapter8_reflow(get_profile("smoke"))
     assert isinstance(second, UNet) and meta2["config"]["from"] == "ch08_fm-smoke"

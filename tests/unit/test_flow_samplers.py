@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from course_lib.flow_samplers import (flow_euler_sample, flow_heun_sample, flow_midpoint_sample, flow_odeint_sample,
-                                      flow_times, reflow_pairs, shift_times, straightness)
+from course_lib.samplers.flow import (flow_euler_sample, flow_heun_sample, flow_midpoint_sample,
+                                      flow_odeint_sample, flow_times, reflow_pairs, shift_times, straightness)
 
 F64 = torch.float64
 MU, C = torch.tensor([1.0, -2.0], dtype=F64), 0.5

@@ -1,4 +1,4 @@
-"""Guidance (course_lib.guidance): classifier-free guidance as one batched pass equals two passes, its
+"""Guidance (course_lib.process.guidance): classifier-free guidance as one batched pass equals two passes, its
 limits w = 0 and w = 1, negative guidance, label dropout's rate, classifier guidance's gradient (closed
 form and finite differences), CFG rescale, the guidance interval, the samplers, and clear errors."""
 
@@ -8,14 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.diffusion import PredictionLoss
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.guidance import (LabelDropoutLoss, NoisyClassifierLoss, cfg_model, classifier_guided_eps,
-                                 classifier_guided_model, drop_labels, guided_eps, log_prob_grad, rescale_guidance)
+from course_lib.process.diffusion import PredictionLoss
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.process.guidance import LabelDropoutLoss, cfg_model, drop_labels, guided_eps, rescale_guidance
+from course_lib.process.classifier_guidance import (NoisyClassifierLoss, classifier_guided_eps,
+                                                    classifier_guided_model, log_prob_grad)
 from course_lib.models import Classifier, ClassifierConfig, UNet, UNetConfig
-from course_lib.ode_samplers import dpm_solver_timesteps, dpmpp_2m_sample
-from course_lib.samplers import ddpm_sample
-from course_lib.schedules import make_schedule
+from course_lib.samplers.ode import dpm_solver_timesteps, dpmpp_2m_sample
+from course_lib.samplers.ddpm import ddpm_sample
+from course_lib.process.schedules import make_schedule
 
 K = 3  # classes of the tiny models; label K is the null class
 
@@ -199,7 +200,7 @@ def test_label_dropout_loss_is_prediction_loss_on_the_dropped_labels():
 
 
 def test_label_dropout_loss_trains_a_class_conditional_unet():
-    from course_lib.training import TrainConfig, train
+    from course_lib.training.loop import TrainConfig, train
 
     torch.manual_seed(0)
     model = UNet(UNetConfig.tiny(image_size=8, num_classes=K))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.metrics import (FIDResult, InceptionFeatures, bits_per_dim, discretization_correction_bits,
-                                feature_stats, fid, frechet_distance, inception_weights_path, psnr,
-                                reference_stats)
+from course_lib.evaluation.metrics import (FIDResult, InceptionFeatures, bits_per_dim,
+                                           discretization_correction_bits, feature_stats, fid, frechet_distance,
+                                           inception_weights_path, psnr, reference_stats)
 
 
 @pytest.fixture(scope="module")

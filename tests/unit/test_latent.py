@@ -1,11 +1,11 @@
-"""Latents (course_lib.latent): the measured scale gives unit variance, batches are where the data lies
+"""Latents (course_lib.data.latents): the measured scale gives unit variance, batches are where the data lies
 and re-sample z each time, encode -> decode shapes and devices, clear errors."""
 
 import pytest
 import torch
 
-from course_lib.captions import tokenize
-from course_lib.latent import decode_latents, encode_images, latent_batches, latent_scale, sample_latents
+from course_lib.data.captions import tokenize
+from course_lib.data.latents import decode_latents, encode_images, latent_batches, latent_scale, sample_latents
 from course_lib.models import VAE, VAEConfig
 
 TINY_VAE = VAEConfig(base_channels=8, channel_mult=(1, 2, 2), latent_channels=4, groups=4)

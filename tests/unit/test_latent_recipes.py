@@ -5,15 +5,15 @@ VAE's latents of a few real CIFAR-10 images (the VAE trained first when missing)
 import pytest
 import torch
 
-import course_lib.latent_recipes as lr
-import course_lib.recipes as recipes
-from course_lib.captions import tokenize
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.latent import decode_latents
+import course_lib.recipes.ch06_ldm as lr
+from course_lib.recipes import ch02_vae
+from course_lib.data.captions import tokenize
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.data.latents import decode_latents
 from course_lib.models import LatentDenoiser
-from course_lib.profiles import PROFILES, get_profile
-from course_lib.schedules import make_schedule
-from course_lib.text_guidance import CaptionDropoutLoss, text_cfg_model
+from course_lib.course.profiles import PROFILES, get_profile
+from course_lib.process.schedules import make_schedule
+from course_lib.process.text_guidance import CaptionDropoutLoss, text_cfg_model
 
 from helpers import assert_loads_without_training
 
@@ -36,7 +36,7 @@ def test_recipes_build_for_every_profile(name):
 
 def test_chapter6_ldm_trains_the_vae_then_itself_then_loads_and_samples(cache, monkeypatch):
     smoke = get_profile("smoke")
-    monkeypatch.setattr(recipes, "vae_recipe", lambda profile: TINY_VAE)
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
     original = lr.ldm_recipe
     monkeypatch.setattr(lr, "ldm_recipe", lambda profile: {**original(profile), "batch": 8, "train_images": 40})
     model, meta = lr.chapter6_ldm(smoke, steps=3)
@@ -46,7 +46,7 @@ def test_chapter6_ldm_trains_the_vae_then_itself_then_loads_and_samples(cache, m
     assert config["vae"] == "ch02_vae-smoke" and config["recipe"]["steps"] == 3 and config["latent_scale"] > 0
     assert meta["produced_by"].endswith("train_ldm")
     assert_loads_without_training(monkeypatch, lr, "train_ldm", lambda: lr.chapter6_ldm(smoke), model)
-    vae, _ = recipes.chapter2_vae(smoke)
+    vae, _ = ch02_vae.chapter2_vae(smoke)
     guided = text_cfg_model(model, tokenize("a photo of a red truck")[0], 3.0)
     z = ddim_sample(guided, make_schedule("linear", 1000), torch.randn(2, 4, 8, 8), timesteps(1000, 2))
     images = decode_latents(vae, z, config["latent_scale"])

@@ -1,16 +1,17 @@
 """Chapter 9's latent consistency distillation: the teacher's skipping-step solver is a DDIM step of its guided
-prediction (fast_samplers.ddim_step), the loss's pieces, its target network, and that it trains."""
+prediction (samplers.ddim.ddim_step), the loss's pieces, its target network, and that it trains."""
 
 import pytest
 import torch
 
-from course_lib.captions import tokenize
-from course_lib.consistency import consistency_output
-from course_lib.fast_samplers import ddim_step
-from course_lib.lcm import LCMDistillationLoss, ddim_step_batched, guided_ddim_step, pseudo_huber
+from course_lib.data.captions import tokenize
+from course_lib.process.consistency import consistency_output
+from course_lib.samplers.ddim import ddim_step
+from course_lib.process.lcm_distillation import (LCMDistillationLoss, ddim_step_batched, guided_ddim_step,
+                                                 pseudo_huber)
 from course_lib.models.lcm import GuidanceConditionedDenoiser
-from course_lib.schedules import make_schedule
-from course_lib.text_guidance import text_cfg_model
+from course_lib.process.schedules import make_schedule
+from course_lib.process.text_guidance import text_cfg_model
 
 from test_consistency import tiny_teacher
 

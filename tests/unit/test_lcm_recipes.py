@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import course_lib.latent_recipes as lr
-import course_lib.lcm_recipes as lcm
-import course_lib.recipes as recipes
-from course_lib.captions import tokenize
-from course_lib.consistency import lcm_sample
-from course_lib.latent import decode_latents
-from course_lib.lora import trainable_parameters
+import course_lib.recipes.ch06_ldm as lr
+import course_lib.recipes.ch09_lcm as lcm
+from course_lib.recipes import ch02_vae
+from course_lib.data.captions import tokenize
+from course_lib.samplers.consistency import lcm_sample
+from course_lib.data.latents import decode_latents
+from course_lib.models.lora import trainable_parameters
 from course_lib.models.lcm import GuidanceConditionedDenoiser
-from course_lib.profiles import PROFILES, get_profile
-from course_lib.schedules import make_schedule
+from course_lib.course.profiles import PROFILES, get_profile
+from course_lib.process.schedules import make_schedule
 
 from helpers import assert_loads_without_training
 
@@ -30,7 +30,7 @@ def test_recipe_for_every_profile(name):
     recipe = lcm.lcm_recipe(get_profile(name))
     assert recipe["original_inference_steps"] == 50 and recipe["mu"] == 0.95 and recipe["w_embed_dim"] == 256
     assert 1.0 <= recipe["w_min"] < recipe["w_max"] and recipe["steps"] > 0 and recipe["batch"] > 0
-    assert lcm.CHAPTER9_MODELS["ch09_lcm"] is lcm.chapter9_lcm
+    assert lcm.MODELS["ch09_lcm"] is lcm.chapter9_lcm
 
 
 def test_train_script_offers_the_chapter_9_model():
@@ -69,7 +69,7 @@ def test_one_step_error_is_the_gap_to_the_teachers_ddim_trajectory():
 
 def test_chapter9_lcm_trains_the_teacher_then_distils_then_loads_and_samples(cache, monkeypatch):
     smoke = get_profile("smoke")
-    monkeypatch.setattr(recipes, "vae_recipe", lambda profile: TINY_VAE)
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
     ldm_original, lcm_original = lr.ldm_recipe, lcm.lcm_recipe
     monkeypatch.setattr(lr, "ldm_recipe", lambda p: {**ldm_original(p), "batch": 8, "train_images": 40, "steps": 3})
     monkeypatch.setattr(lcm, "lcm_recipe", lambda p: {**lcm_original(p), "batch": 8, "train_images": 40})
@@ -82,7 +82,7 @@ def test_chapter9_lcm_trains_the_teacher_then_distils_then_loads_and_samples(cac
     assert meta["produced_by"].endswith("distill_lcm")
     assert_loads_without_training(monkeypatch, lcm, "distill_lcm",
                                   lambda: lcm.chapter9_lcm(smoke), student, verb="distilled")
-    vae, _ = recipes.chapter2_vae(smoke)
+    vae, _ = ch02_vae.chapter2_vae(smoke)
     z = lcm_sample(student, make_schedule("linear", 1000), torch.randn(2, 4, 8, 8), 4, 3.0,
                    tokenize("a photo of a red truck")[0], torch.Generator().manual_seed(0))
     images = decode_latents(vae, z, config["latent_scale"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.lora import LoRALinear, add_lora, merge_lora, trainable_parameters
+from course_lib.models.lora import LoRALinear, add_lora, merge_lora, trainable_parameters
 from course_lib.models.dit import DiT, DiTConfig
 
 from helpers import perturbed

@@ -5,9 +5,9 @@ import torch
 matplotlib.use("Agg")
 
 from course_lib.data import swiss_roll
-from course_lib.metrics import sliced_wasserstein
+from course_lib.evaluation.metrics import sliced_wasserstein
 from course_lib.models import MLPConfig, MLPDenoiser, sinusoidal_embedding
-from course_lib.plotting import animate, figure_png, frame_slider, small_multiples
+from course_lib.book.plotting import animate, figure_png, frame_slider, small_multiples
 
 
 def test_sliced_wasserstein_zero_for_identical_and_closed_form_for_a_shift():
@@ -78,7 +78,7 @@ def test_small_multiples_and_frame_slider():
 def test_jpeg_frames_and_animations_for_noisy_images():
     import matplotlib.pyplot as plt
 
-    from course_lib.plotting import figure_jpeg
+    from course_lib.book.plotting import figure_jpeg
 
     noise = torch.rand(16, 16, 3)
     fig, ax = plt.subplots()

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.notebooks import pair_differences, read_py
+from course_lib.book.notebooks import pair_differences, read_py
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = sorted(ROOT.glob("chapters/[0-9][0-9]_*/[0-9][0-9]_*.py"))

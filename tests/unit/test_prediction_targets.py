@@ -4,10 +4,10 @@ the Min-SNR weights."""
 import pytest
 import torch
 
-from course_lib.diffusion import (EpsilonLoss, MinSNRLoss, PredictionLoss, add_noise, eps_to_x0, gather,
-                                  min_snr_weight, pred_to_eps, pred_to_x0, signal_to_noise, v_to_eps, v_to_x0,
-                                  velocity, x0_error_factor, x0_to_eps)
-from course_lib.schedules import make_schedule
+from course_lib.process.diffusion import (EpsilonLoss, MinSNRLoss, PredictionLoss, add_noise, eps_to_x0, gather,
+                                          min_snr_weight, pred_to_eps, pred_to_x0, signal_to_noise, v_to_eps,
+                                          v_to_x0, velocity, x0_error_factor, x0_to_eps)
+from course_lib.process.schedules import make_schedule
 
 SHAPES = [(5, 2), (3, 3, 8, 8), (2, 4, 4, 4, 4)]
 TOLS = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-3, atol=1e-3)}

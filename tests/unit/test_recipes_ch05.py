@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import course_lib.recipes as recipes
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.guidance import cfg_model
+from course_lib.recipes import ch03_ddpm, ch05_cfg
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.process.guidance import cfg_model
 from course_lib.models import Classifier
-from course_lib.profiles import PROFILES, get_profile
-from course_lib.schedules import make_schedule
+from course_lib.course.profiles import PROFILES, get_profile
+from course_lib.process.schedules import make_schedule
 
 from helpers import assert_loads_without_training
 
@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("name", list(PROFILES))
 def test_recipes_build_for_every_profile(name):
     profile = get_profile(name)
-    clean, noisy, cfg = (recipes.classifier_recipe(profile), recipes.noisy_classifier_recipe(profile),
-                         recipes.cfg_recipe(profile))
-    assert not recipes.classifier_config(clean).time_conditioned and recipes.classifier_config(noisy).time_conditioned
-    assert noisy["num_steps"] == recipes.ddpm_recipe(profile)["num_steps"]  # guides the chapter 3 U-Net
+    clean, noisy, cfg = (ch05_cfg.classifier_recipe(profile), ch05_cfg.noisy_classifier_recipe(profile),
+                         ch05_cfg.cfg_recipe(profile))
+    assert not ch05_cfg.classifier_config(clean).time_conditioned and ch05_cfg.classifier_config(noisy).time_conditioned
+    assert noisy["num_steps"] == ch03_ddpm.ddpm_recipe(profile)["num_steps"]  # guides the chapter 3 U-Net
     assert cfg["num_classes"] == 10 and cfg["p_uncond"] == 0.1
-    assert recipes.unet_config(cfg, num_classes=10) == recipes.unet_config(recipes.ddpm_recipe(profile), num_classes=10)
+    assert ch03_ddpm.unet_config(cfg, num_classes=10) == ch03_ddpm.unet_config(ch03_ddpm.ddpm_recipe(profile), num_classes=10)
     expected = "tiny" if name == "smoke" else "standard"
     assert clean["model"] == expected and clean["crop"] == 4
 
@@ -48,28 +48,28 @@ TINY_CFG = dict(unet="tiny", schedule="linear", num_steps=1000, steps=2, batch=4
 
 
 def test_chapter5_classifier_trains_records_its_accuracy_then_loads(cache, monkeypatch):
-    monkeypatch.setattr(recipes, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
-    clf, meta = recipes.chapter5_classifier(get_profile("smoke"))
+    monkeypatch.setattr(ch05_cfg, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
+    clf, meta = ch05_cfg.chapter5_classifier(get_profile("smoke"))
     assert isinstance(clf, Classifier) and not clf.training and not clf.config.time_conditioned
     assert 0.0 <= meta["metrics"]["test_accuracy"] <= 1.0 and meta["produced_by"].endswith("train_classifier")
     assert (cache / "artifacts/ch05_classifier-smoke.pt").exists()
-    assert_loads_without_training(monkeypatch, recipes, "train_classifier",
-                                  lambda: recipes.chapter5_classifier(get_profile("smoke")), clf)
+    assert_loads_without_training(monkeypatch, ch05_cfg, "train_classifier",
+                                  lambda: ch05_cfg.chapter5_classifier(get_profile("smoke")), clf)
 
 
 def test_chapter5_noisy_classifier_is_time_conditioned(cache, monkeypatch):
-    monkeypatch.setattr(recipes, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
-    clf, meta = recipes.chapter5_noisy_classifier(get_profile("smoke"))
+    monkeypatch.setattr(ch05_cfg, "classifier_recipe", lambda profile: TINY_CLASSIFIER)
+    clf, meta = ch05_cfg.chapter5_noisy_classifier(get_profile("smoke"))
     assert clf.config.time_conditioned and meta["config"]["recipe"]["num_steps"] == 1000
     assert clf(torch.zeros(2, 3, 32, 32), torch.tensor([0, 999])).shape == (2, 10)
 
 
 def test_chapter5_unet_trains_then_loads_and_samples_with_guidance(cache, monkeypatch):
-    monkeypatch.setattr(recipes, "cfg_recipe", lambda profile: TINY_CFG)
-    unet, meta = recipes.chapter5_unet(get_profile("smoke"))
+    monkeypatch.setattr(ch05_cfg, "cfg_recipe", lambda profile: TINY_CFG)
+    unet, meta = ch05_cfg.chapter5_unet(get_profile("smoke"))
     assert unet.config.num_classes == 10 and meta["produced_by"].endswith("train_cfg")
-    assert_loads_without_training(monkeypatch, recipes, "train_cfg",
-                                  lambda: recipes.chapter5_unet(get_profile("smoke")), unet)
+    assert_loads_without_training(monkeypatch, ch05_cfg, "train_cfg",
+                                  lambda: ch05_cfg.chapter5_unet(get_profile("smoke")), unet)
     x = ddim_sample(cfg_model(unet, torch.tensor([3, 7]), 2.0), make_schedule("linear", 1000),
                     torch.randn(2, 3, 32, 32), timesteps(1000, 2))
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()

@@ -5,13 +5,13 @@ few real CIFAR-10 images, in an isolated cache), and LoRA fine-tuning on one cla
 import pytest
 import torch
 
-import course_lib.dit_recipes as dit_recipes
-from course_lib.fast_samplers import ddim_sample, timesteps
-from course_lib.guidance import cfg_model
-from course_lib.lora import LoRALinear, merge_lora, trainable_parameters
+import course_lib.recipes.ch07_dit as dit_recipes
+from course_lib.samplers.ddim import ddim_sample, timesteps
+from course_lib.process.guidance import cfg_model
+from course_lib.models.lora import LoRALinear, merge_lora, trainable_parameters
 from course_lib.models.dit import DiT
-from course_lib.profiles import PROFILES, get_profile
-from course_lib.schedules import make_schedule
+from course_lib.course.profiles import PROFILES, get_profile
+from course_lib.process.schedules import make_schedule
 
 from helpers import assert_loads_without_training, perturbed
 
@@ -36,7 +36,7 @@ def test_recipes_build_for_every_profile_and_size(name, size):
 def test_unknown_size_and_the_reusable_models():
     with pytest.raises(ValueError, match="size must be one of"):
         dit_recipes.dit_recipe(get_profile("smoke"), "S/8")
-    assert sorted(dit_recipes.CHAPTER7_MODELS) == ["ch07_dit_B2", "ch07_dit_B4", "ch07_dit_S2", "ch07_dit_S4"]
+    assert sorted(dit_recipes.MODELS) == ["ch07_dit_B2", "ch07_dit_B4", "ch07_dit_S2", "ch07_dit_S4"]
 
 
 TINY_DIT = dict(size="S/4", model="tiny/4", schedule="linear", num_steps=1000, steps=2, batch=4, lr=1e-3, warmup=1,
@@ -50,7 +50,7 @@ def test_chapter7_dit_trains_then_loads_and_samples_with_guidance(cache, monkeyp
     assert isinstance(model, DiT) and model.config.num_classes == 10 and model.config.patch_size == 4
     assert meta["produced_by"].endswith("train_dit") and (cache / "artifacts/ch07_dit_S4-smoke.pt").exists()
     again = assert_loads_without_training(monkeypatch, dit_recipes, "train_dit",
-                                          lambda: dit_recipes.CHAPTER7_MODELS["ch07_dit_S4"](get_profile("smoke")), model)
+                                          lambda: dit_recipes.MODELS["ch07_dit_S4"](get_profile("smoke")), model)
     x = ddim_sample(cfg_model(again, torch.tensor([3, 7]), 2.0), make_schedule("linear", 1000),
                     torch.randn(2, 3, 32, 32), timesteps(1000, 2))
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-import course_lib.recipes as recipes
-import course_lib.registry as registry
-from course_lib.artifacts import ArtifactError, ArtifactMissingError, save_artifact
-from course_lib.profiles import get_profile
-from course_lib.registry import ArtifactDownloadError, load_registry, registry_entry, resolve_artifact
+from course_lib.recipes import ch02_vae, common
+import course_lib.course.registry as registry
+from course_lib.course.artifacts import ArtifactError, ArtifactMissingError, save_artifact
+from course_lib.course.profiles import get_profile
+from course_lib.course.registry import ArtifactDownloadError, load_registry, registry_entry, resolve_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +125,7 @@ def test_unpublished_or_download_not_allowed(published):
     assert not isinstance(info.value, ArtifactDownloadError)
 
 
-# ---- through course_lib.recipes: download instead of training, or train when the download fails ----
+# ---- through course_lib.recipes.common: download instead of training, or train when the download fails ----
 
 TINY_VAE = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
                 steps=1, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
@@ -134,16 +134,16 @@ TINY_VAE = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_leve
 @pytest.fixture
 def tiny_vae_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(recipes, "vae_recipe", lambda profile: TINY_VAE)
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
     images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
-    monkeypatch.setattr(recipes, "load_cifar10", lambda split, subset=None: SimpleNamespace(images=images,
+    monkeypatch.setattr(common, "load_cifar10", lambda split, subset=None: SimpleNamespace(images=images,
                                                                                            source_id="fake"))
     return tmp_path
 
 
 def _publish(tmp_path, monkeypatch, url=None):
     """Trains a tiny VAE into a server folder and points the registry at it."""
-    model = recipes.train_vae(TINY_VAE, torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), progress=False).ema
+    model = ch02_vae.train_vae(TINY_VAE, torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), progress=False).ema
     config = {"model": {**TINY_VAE["model"], "channel_mult": [1, 2]}, "recipe": TINY_VAE, "data": "fake"}
     save_artifact("ch02_vae-smoke", model, config, profile="smoke", produced_by="test", directory=tmp_path / "server")
     entry = registry_entry("ch02_vae-smoke", url or (tmp_path / "server/ch02_vae-smoke.pt").as_uri(),
@@ -156,8 +156,8 @@ def _publish(tmp_path, monkeypatch, url=None):
 
 def test_recipe_downloads_instead_of_training(tiny_vae_setup, monkeypatch):
     model = _publish(tiny_vae_setup, monkeypatch)
-    monkeypatch.setattr(recipes, "train_vae", lambda *a, **k: pytest.fail("trained instead of downloading"))
-    vae, meta = recipes.chapter2_vae(get_profile("smoke"))
+    monkeypatch.setattr(ch02_vae, "train_vae", lambda *a, **k: pytest.fail("trained instead of downloading"))
+    vae, meta = ch02_vae.chapter2_vae(get_profile("smoke"))
     assert meta["source"].startswith("file://")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), vae.state_dict().values()))
 
@@ -169,7 +169,7 @@ def test_recipe_trains_when_offline(tiny_vae_setup, monkeypatch, capsys):
         raise urllib.error.URLError("offline")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    vae, meta = recipes.chapter2_vae(get_profile("smoke"))
+    vae, meta = ch02_vae.chapter2_vae(get_profile("smoke"))
     out = capsys.readouterr().out
     assert "https://weights.example.org/ch02_vae-smoke.pt" in out and "Training it now with train_vae" in out
-    assert meta["produced_by"] == "course_lib.recipes.train_vae"
+    assert meta["produced_by"] == "course_lib.recipes.ch02_vae.train_vae"

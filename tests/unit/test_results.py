@@ -1,4 +1,4 @@
-"""Headline results (course_lib.results, scripts/run_chapters.py, scripts/make_results_page.py).
+"""Headline results (course_lib.book.results, scripts/run_chapters.py, scripts/make_results_page.py).
 
   (a) the committed results/results.json holds what the stored chapter notebooks hold, and the
       committed book/results.md is what the script makes of it;
@@ -20,10 +20,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import results
-from course_lib.fid import FIDResult
-from course_lib.notebooks import chapter_results, execute, read_py, toc_chapters
-from course_lib.results import PAPERS, RESULTS_MIME, make_record, notebook_results, render_html, render_text
+from course_lib.book import results
+from course_lib.evaluation.fid import FIDResult
+from course_lib.book.notebooks import chapter_results, execute, read_py, toc_chapters
+from course_lib.book.results import PAPERS, RESULTS_MIME, make_record, notebook_results, render_html, render_text
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECT = "python scripts/run_chapters.py --collect-only"
@@ -247,7 +247,7 @@ def test_execute_stores_wall_time_peak_memory_and_the_report(tmp_path, monkeypat
     folder = tmp_path / "chapters/05_demo"
     folder.mkdir(parents=True)
     (folder / "05_demo.py").write_text(
-        "# %% [markdown]\n# # 5. Demo\n\n# %%\nfrom course_lib.results import report\n\n"
+        "# %% [markdown]\n# # 5. Demo\n\n# %%\nfrom course_lib.book.results import report\n\n"
         "report({'score': {'value': 0.25, 'samples': 10, 'sampling_steps': 3}})\n")
     out = execute(folder / "05_demo.py", "smoke", timeout=120)
     nb = nbformat.read(out, as_version=4)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from course_lib.samplers import annealed_langevin_sample, ddpm_sample, ddpm_step
-from course_lib.schedules import make_schedule
+from course_lib.samplers.ddpm import annealed_langevin_sample, ddpm_sample, ddpm_step
+from course_lib.process.schedules import make_schedule
 
 from test_diffusion import SCHEDULES, float64_diffusers
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_lib.schedules import NoiseSchedule, cosine_betas, linear_betas, make_schedule
+from course_lib.process.schedules import NoiseSchedule, cosine_betas, linear_betas, make_schedule
 
 diffusers = pytest.importorskip("diffusers")
 

@@ -1,4 +1,4 @@
-"""Student notebooks (course_lib.student, scripts/make_student_notebooks.py) and the Colab set-up cell.
+"""Student notebooks (course_lib.book.student, scripts/make_student_notebooks.py) and the Colab set-up cell.
 
   (a) the committed student notebooks and book/students.md are what the script generates now;
   (b) every lecture solution, run with its checker, passes;
@@ -23,8 +23,8 @@ import pytest
 import yaml
 from IPython.core.inputtransformer2 import TransformerManager
 
-from course_lib import student
-from course_lib.notebooks import read_py
+from course_lib.book import colab, student
+from course_lib.book.notebooks import read_py
 
 ROOT = Path(__file__).resolve().parents[2]
 LECTURES = student.lecture_notebooks(ROOT)
@@ -86,7 +86,7 @@ def test_committed_student_notebooks_are_up_to_date(tmp_path):
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    assert generated == sorted([student.student_path(p) for p in LECTURES] + [Path(student.STUDENTS_PAGE)])
+    assert generated == sorted([colab.student_path(p) for p in LECTURES] + [Path(student.STUDENTS_PAGE)])
     stale = [str(p) for p in generated if not (ROOT / p).exists() or (ROOT / p).read_bytes() != (tmp_path / p).read_bytes()]
     assert not stale, f"stale or missing: {stale}. Regenerate them with `{REGENERATE}` and commit them."
 
@@ -94,7 +94,7 @@ def test_committed_student_notebooks_are_up_to_date(tmp_path):
 def test_regenerating_is_byte_stable():
     first, second = student.generate(ROOT, LECTURES[:1]), student.generate(ROOT, LECTURES[:1])
     assert first == second
-    assert "executed" not in json.loads(first[student.student_path(LECTURES[0])])["metadata"]["course_student"]
+    assert "executed" not in json.loads(first[colab.student_path(LECTURES[0])])["metadata"]["course_student"]
 
 
 # ---- (b) every solution passes its checker ----
@@ -186,7 +186,7 @@ def test_stub_literals_round_trip():
 
 @pytest.mark.parametrize("lecture", LECTURES, ids=lambda p: p.stem)
 def test_student_notebook_stops_at_each_unsolved_exercise(lecture):
-    path = ROOT / student.student_path(lecture)
+    path = ROOT / colab.student_path(lecture)
     assert path.exists(), f"{path} is missing: run `{REGENERATE}`"
     lecture_nb, nb = nbformat.read(ROOT / lecture, as_version=4), nbformat.read(path, as_version=4)
     solutions, stubs = _with_checkers(lecture_nb, "solution"), _with_checkers(nb, student.STUB_TAG)
@@ -223,8 +223,8 @@ def test_book_links_but_does_not_build_the_student_notebooks():
     assert config["only_build_toc_files"] is True and "_student" not in toc and "book/students" in toc
     page = (ROOT / student.STUDENTS_PAGE).read_text()
     for lecture in LECTURES:
-        assert student.colab_url(student.student_path(lecture), ROOT) in page
-    assert student.colab_url("chapters/02_vae/02_vae_student.ipynb", ROOT) == (
+        assert colab.colab_url(colab.student_path(lecture), ROOT) in page
+    assert colab.colab_url("chapters/02_vae/02_vae_student.ipynb", ROOT) == (
         "https://colab.research.google.com/github/diffusion-from-scratch/course/blob/main/"
         "chapters/02_vae/02_vae_student.ipynb")
 
@@ -234,29 +234,29 @@ def test_book_links_but_does_not_build_the_student_notebooks():
 def test_colab_cell_names_this_package_repository_and_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     repo = yaml.safe_load((ROOT / "book/_config.yml").read_text())["repository"]["url"]
-    assert f'"{project["name"]}[colab] @ git+{repo}@v{project["version"]}"' in student.COLAB_CELL
+    assert f'"{project["name"]}[colab] @ git+{repo}@v{project["version"]}"' in colab.COLAB_CELL
     assert "colab" in project["optional-dependencies"]
     assert not any(r.split(">")[0].split("=")[0].strip() in ("torch", "torchvision")
                    for r in project["optional-dependencies"]["colab"]), "never pin what Colab ships"
 
 
 def test_colab_cell_survives_the_jupytext_round_trip_as_a_magic():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell(student.COLAB_CELL)])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell(colab.COLAB_CELL)])
     import jupytext
 
     text = jupytext.writes(nb, fmt="py:percent")
     assert '    # %pip install -q "course-lib[colab]' in text  # commented in the .py ...
-    assert jupytext.reads(text, fmt="py:percent").cells[1].source == student.COLAB_CELL  # ... a magic again
+    assert jupytext.reads(text, fmt="py:percent").cells[1].source == colab.COLAB_CELL  # ... a magic again
 
 
 def test_colab_cell_installs_on_colab_and_does_nothing_elsewhere(monkeypatch):
     monkeypatch.delenv("COURSE_PROFILE", raising=False)
     calls = []
     shell = types.SimpleNamespace(run_line_magic=lambda name, line: calls.append((name, line)))
-    _run(student.COLAB_CELL, namespace={"get_ipython": lambda: shell})
+    _run(colab.COLAB_CELL, namespace={"get_ipython": lambda: shell})
     assert calls == [] and "COURSE_PROFILE" not in os.environ
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    _run(student.COLAB_CELL, namespace={"get_ipython": lambda: shell})
+    _run(colab.COLAB_CELL, namespace={"get_ipython": lambda: shell})
     assert calls == [("pip", f'install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course'
                              f'@{student.COURSE_REF}"')]
     assert os.environ["COURSE_PROFILE"] == "colab"
@@ -265,6 +265,6 @@ def test_colab_cell_installs_on_colab_and_does_nothing_elsewhere(monkeypatch):
 @pytest.mark.parametrize("py", CHAPTER_PYS, ids=lambda p: p.stem)
 def test_every_chapter_starts_with_the_colab_cell(py):
     first = next(c for c in read_py(py).cells if c.cell_type == "code")
-    assert first.source == student.COLAB_CELL, (
-        f"{py.relative_to(ROOT)}: the first code cell must be course_lib.student.COLAB_CELL, in py:percent:\n\n"
-        "# %%\n" + student.COLAB_CELL.replace("    %pip", "    # %pip"))
+    assert first.source == colab.COLAB_CELL, (
+        f"{py.relative_to(ROOT)}: the first code cell must be course_lib.book.colab.COLAB_CELL, in py:percent:\n\n"
+        "# %%\n" + colab.COLAB_CELL.replace("    %pip", "    # %pip"))

@@ -5,11 +5,11 @@ w = 0 unconditional, w = 1 conditional, one batched pass equal to two, negative 
 import pytest
 import torch
 
-from course_lib.captions import BOS_ID, PAD_ID, VOCAB, tokenize
-from course_lib.diffusion import PredictionLoss
+from course_lib.data.captions import BOS_ID, PAD_ID, VOCAB, tokenize
+from course_lib.process.diffusion import PredictionLoss
 from course_lib.models import LatentDenoiser, LatentDenoiserConfig, TextEncoder, TextEncoderConfig, UNetConfig
-from course_lib.schedules import make_schedule
-from course_lib.text_guidance import CaptionDropoutLoss, drop_captions, text_cfg_model
+from course_lib.process.schedules import make_schedule
+from course_lib.process.text_guidance import CaptionDropoutLoss, drop_captions, text_cfg_model
 
 UNET8 = dict(in_channels=4, image_size=8, channel_mult=(1, 2), attention_resolutions=(4,))
 

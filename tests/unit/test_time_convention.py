@@ -3,9 +3,9 @@ the data and t = T-1 the noisiest; continuous s = (t + 1) / T; samplers run from
 
 import torch
 
-from course_lib.diffusion import add_noise
-from course_lib.samplers import ddpm_sample
-from course_lib.schedules import make_schedule
+from course_lib.process.diffusion import add_noise
+from course_lib.samplers.ddpm import ddpm_sample
+from course_lib.process.schedules import make_schedule
 
 
 def test_step_zero_is_data_and_last_step_is_noise():

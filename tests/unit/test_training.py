@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.training import EMA, TrainConfig, TrainingPaused, time_limit, train
+from course_lib.training.ema import EMA
+from course_lib.training.loop import TrainConfig, TrainingPaused, time_limit, train
 
 
 def _problem(seed=0):

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from course_lib.models import UNet, UNetConfig
-from course_lib.models.unet import SelfAttention
+from course_lib.models.unet_blocks import SelfAttention
 
 from helpers import load_benchmark, perturbed
 

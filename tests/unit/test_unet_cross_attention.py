@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_lib.models import UNet, UNetConfig
-from course_lib.models.unet import CrossAttention
+from course_lib.models.unet_blocks import CrossAttention
 
 from helpers import perturbed
 

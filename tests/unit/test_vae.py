@@ -8,7 +8,7 @@ import torch
 from course_lib.exercises import ExerciseError
 from course_lib.exercises.ch02 import check_gaussian_kl, check_reparameterize
 from course_lib.models import VAE, VAEConfig
-from course_lib.vae import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
+from course_lib.process.elbo import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
 
 
 @pytest.mark.parametrize("shape", [(4, 4, 8, 8), (2, 3), (1, 2, 5, 5)])
@@ -68,7 +68,7 @@ def test_loss_is_the_negative_elbo_per_dimension_at_beta_1():
 
 
 def test_a_few_steps_of_training_lower_the_loss():
-    from course_lib.training import TrainConfig, train
+    from course_lib.training.loop import TrainConfig, train
     torch.manual_seed(0)
     x = torch.rand(16, 3, 32, 32) * 2 - 1
     vae = VAE(VAEConfig(base_channels=16, channel_mult=(1, 2)))

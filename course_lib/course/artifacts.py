@@ -1,0 +1,84 @@
+"""Trained models that later chapters reuse (the chapter 2 VAE, the chapter 3 U-Net, ...).
+
+An artifact is two files in ``<cache>/artifacts`` (``$COURSE_CACHE``, else ~/.cache/course_lib):
+    NAME.pt    {"state_dict": ..., "config": {...}}        (torch.save)
+    NAME.json  sha256 of NAME.pt, the config, and what produced it: profile, hardware, torch
+               version, the function that trained it, training time, metrics, date
+Loading checks the SHA-256; a mismatch is an error, never a silent use.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .paths import cache_dir
+from .device import describe_hardware
+
+
+class ArtifactError(RuntimeError):
+    """A missing or corrupted artifact; the message says which file and what to do."""
+
+
+class ArtifactMissingError(ArtifactError):
+    """The artifact's files are not there (train-or-load callers then train it)."""
+
+
+def artifact_dir() -> Path:
+    return cache_dir() / "artifacts"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profile: str, produced_by: str,
+                  seconds: float | None = None, metrics: dict[str, float] | None = None,
+                  history: list[tuple[int, float]] | None = None, directory: Path | None = None) -> Path:
+    """Saves ``model``'s weights (on the CPU) and ``config``; returns the path of NAME.pt."""
+    directory = Path(directory or artifact_dir())
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / f"{name}.pt"
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = weights.with_suffix(".pt.tmp")
+    torch.save({"state_dict": state, "config": config}, tmp)
+    tmp.replace(weights)
+    device = next(model.parameters()).device
+    meta = {
+        "name": name, "sha256": sha256_file(weights), "config": config, "profile": profile,
+        "hardware": describe_hardware(device), "torch": torch.__version__, "produced_by": produced_by,
+        "train_seconds": seconds, "metrics": metrics or {}, "history": [list(h) for h in history or []],
+        "created": _dt.date.today().isoformat(),
+    }
+    (directory / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return weights
+
+
+def load_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module], *, directory: Path | None = None,
+                  map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Returns (model built by ``build(config)`` with the saved weights, metadata). Raises ArtifactMissingError
+    if the files are missing, ArtifactError if the weights' SHA-256 differs from the one recorded."""
+    directory = Path(directory or artifact_dir())
+    weights, meta_path = directory / f"{name}.pt", directory / f"{name}.json"
+    if not weights.exists() or not meta_path.exists():
+        raise ArtifactMissingError(f"artifact {name!r} not found: expected {weights} and {meta_path}. "
+                            f"Run the chapter that trains it (or its train function) to create it.")
+    meta = json.loads(meta_path.read_text())
+    actual = sha256_file(weights)
+    if actual != meta["sha256"]:
+        raise ArtifactError(f"artifact {name!r} is corrupted: {weights} has SHA-256 {actual}, "
+                            f"but {meta_path.name} records {meta['sha256']}. Delete both files and train it again.")
+    payload = torch.load(weights, map_location=map_location, weights_only=True)
+    model = build(payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(map_location).eval(), meta

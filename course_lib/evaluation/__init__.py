@@ -1,0 +1,1 @@
+"""Measuring models: FID, sample-quality metrics (PSNR, bits/dim, sliced Wasserstein), FLOPs."""

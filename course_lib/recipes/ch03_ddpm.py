@@ -1,0 +1,76 @@
+"""Chapter 3's recipe: DDPM's U-Net on CIFAR-10 per profile, trained or loaded (what chapters 4 and 8 reuse).
+
+    ddpm_recipe(profile)                  the chapter 3 U-Net's sizes and schedule
+    unet_config(recipe)                   the recipe's named UNetConfig
+    train_ddpm(recipe, images, ...)       trains one epsilon-prediction U-Net (DDPM's simple loss)
+    chapter3_unet(profile, device)        load the saved chapter 3 U-Net, or train and save it
+    MODELS                                name -> train-or-load function (scripts/train.py)
+"""
+
+from __future__ import annotations
+from pathlib import Path
+from typing import Any
+import torch
+from ..data.cifar import image_batches
+from ..process.diffusion import EpsilonLoss
+from ..models.unet import UNet, UNetConfig
+from ..process.schedules import make_schedule
+from ..course.profiles import Profile
+from ..training.loop import TrainResult, train
+from .common import _model_fields, _train_or_load, train_config
+
+
+def ddpm_recipe(profile: Profile) -> dict[str, Any]:
+    """The chapter 3 DDPM per profile: U-Net sizes (a named UNetConfig), schedule and training settings.
+    ``full`` is DDPM's CIFAR-10 recipe (lr 2e-4, warm-up 5k, batch 128, EMA 0.9999) at fewer steps."""
+    return profile.choose(
+        smoke=dict(unet="tiny", schedule="linear", num_steps=1000, steps=300, batch=32, lr=1e-3, warmup=30,
+                   ema_decay=0.99, train_images=2_000),
+        # laptop: 1.1M parameters at about 63 images/s on 2 cores: 35k steps of 64 are about 10 CPU-hours
+        # (45 epochs), trained in chunks by scripts/train.py; constant rate after warm-up, so a chunk's
+        # schedule does not depend on when the run stops; EMA half-life about 1,400 steps
+        laptop=dict(unet="laptop", schedule="linear", num_steps=1000, steps=35_000, batch=64, lr=3e-4,
+                    warmup=1_000, ema_decay=0.9995, train_images=None),
+        colab=dict(unet="small", schedule="linear", num_steps=1000, steps=30_000, batch=128, lr=2e-4, warmup=1_000,
+                   ema_decay=0.9995, train_images=None),
+        full=dict(unet="ddpm_cifar10", schedule="linear", num_steps=1000, steps=100_000, batch=128, lr=2e-4,
+                  warmup=5_000, ema_decay=0.9999, train_images=None),
+    )
+
+
+def unet_config(recipe: dict[str, Any], **overrides) -> UNetConfig:
+    sizes = {"tiny": UNetConfig.tiny, "laptop": UNetConfig.laptop, "small": UNetConfig.small,
+             "ddpm_cifar10": UNetConfig.ddpm_cifar10}
+    return sizes[recipe["unet"]](**overrides)
+
+
+def train_ddpm(recipe: dict[str, Any], images: torch.Tensor, *, loss_fn=None, steps: int | None = None,
+               schedule_name: str | None = None, model: UNet | None = None, seed: int = 0, progress: bool = True,
+               checkpoint_path=None, labels: torch.Tensor | None = None) -> TrainResult:
+    """Trains a U-Net on uint8 ``images`` (N, 3, 32, 32) on their device with DDPM's simple loss
+    (or ``loss_fn(model, x0)``), continuing ``model`` if given. With ``labels`` (N,), the batches are
+    pairs (x0, y) for ``loss_fn(model, (x0, y))`` (see ``train_cfg``). Returns the loop's result."""
+    torch.manual_seed(seed)
+    schedule = make_schedule(schedule_name or recipe["schedule"], recipe["num_steps"])
+    model = model if model is not None else UNet(unet_config(recipe)).to(images.device)
+    gen = torch.Generator(images.device).manual_seed(seed)
+    labels = labels.to(images.device) if labels is not None else None
+    batches = image_batches(images, recipe["batch"], labels=labels, generator=gen)
+    return train(model, loss_fn or EpsilonLoss(schedule), batches, train_config(recipe, steps, progress, checkpoint_path))
+
+
+def _build_unet(config: dict[str, Any]) -> UNet:
+    return UNet(UNetConfig(**_model_fields(config)))
+
+
+def chapter3_unet(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
+                  steps: int | None = None, checkpoint_path: str | Path | None = None) -> tuple[UNet, dict]:
+    """The chapter 3 EMA U-Net for ``profile`` (epsilon prediction, the recipe's schedule): loaded from its
+    artifact, else trained with ``train_ddpm`` on CIFAR-10's training set and saved (what chapter 4 calls).
+    ``steps`` and ``checkpoint_path`` as in ``chapter2_vae``."""
+    return _train_or_load(f"ch03_unet-{profile.name}", _build_unet, profile, device, retrain, ddpm_recipe, train_ddpm,
+                          steps, checkpoint_path)
+
+
+# Train-or-load functions by artifact base name (artifact NAME-PROFILE), for scripts/train.py.
+MODELS = {"ch03_unet": chapter3_unet}
