@@ -3,8 +3,8 @@ lecture or student notebook in Colab.
 """
 
 from __future__ import annotations
-from pathlib import Path
 
+from pathlib import Path
 
 # The first code cell of every chapter. It runs before course_lib is installed, so it cannot live
 # in course_lib as a function; off Colab it does nothing. The ref is the release tag of

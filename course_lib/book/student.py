@@ -19,6 +19,7 @@ fails when a committed copy is stale). Needs nbformat and PyYAML (the book or te
 """
 
 from __future__ import annotations
+
 import ast
 import copy
 import io
@@ -28,8 +29,8 @@ import textwrap
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
-from .colab import colab_admonition, colab_url, student_path
 
+from .colab import colab_admonition, colab_url, student_path
 
 GENERATOR = "scripts/make_student_notebooks.py"
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +30,10 @@ class ArtifactError(RuntimeError):
 
 class ArtifactMissingError(ArtifactError):
     """The artifact's files are not there (train-or-load callers then train it)."""
+
+
+class ArtifactIncompleteError(ArtifactError):
+    """NAME.pt is there without its NAME.json: not trained over, unless the registry can vouch for it."""
 
 
 def artifact_dir() -> Path:
@@ -50,8 +56,10 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{name}.pt"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = weights.with_suffix(".pt.tmp")
-    torch.save({"state_dict": state, "config": config}, tmp)
+    buffer = io.BytesIO()  # serialised in memory: the bytes (and SHA-256) do not depend on a file name
+    torch.save({"state_dict": state, "config": config}, buffer)
+    tmp = weights.with_name(f"{weights.name}.{os.getpid()}.tmp")  # one per process: several may save at once
+    tmp.write_bytes(buffer.getvalue())
     tmp.replace(weights)
     device = next(model.parameters()).device
     meta = {
@@ -60,7 +68,7 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
         "train_seconds": seconds, "metrics": metrics or {}, "history": [list(h) for h in history or []],
         "created": _dt.date.today().isoformat(),
     }
-    (directory / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json_atomic(directory / f"{name}.json", meta)
     return weights
 
 
@@ -70,10 +78,17 @@ def load_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module], *, di
     if the files are missing, ArtifactError if the weights' SHA-256 differs from the one recorded."""
     directory = Path(directory or artifact_dir())
     weights, meta_path = directory / f"{name}.pt", directory / f"{name}.json"
-    if not weights.exists() or not meta_path.exists():
+    if not weights.exists() and not meta_path.exists():
         raise ArtifactMissingError(f"artifact {name!r} not found: expected {weights} and {meta_path}. "
-                            f"Run the chapter that trains it (or its train function) to create it.")
-    meta = json.loads(meta_path.read_text())
+                                   f"Run the chapter that trains it (or its train function) to create it.")
+    if not meta_path.exists():  # weights without their record: never retrain over them silently
+        raise ArtifactIncompleteError(f"artifact {name!r} is incomplete: {weights} exists but its record {meta_path} is "
+                            f"missing, so its checksum and provenance cannot be checked. Restore {meta_path.name}, "
+                            f"or delete {weights.name} to train it again.")
+    meta = read_meta(meta_path)
+    if not weights.exists():
+        raise ArtifactMissingError(f"artifact {name!r} not found: {meta_path} exists but {weights} does not. "
+                                   f"Run the chapter that trains it (or its train function) to create it.")
     actual = sha256_file(weights)
     if actual != meta["sha256"]:
         raise ArtifactError(f"artifact {name!r} is corrupted: {weights} has SHA-256 {actual}, "
@@ -82,3 +97,24 @@ def load_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module], *, di
     model = build(payload["config"])
     model.load_state_dict(payload["state_dict"])
     return model.to(map_location).eval(), meta
+
+
+def read_meta(meta_path: Path) -> dict[str, Any]:
+    """An artifact's NAME.json; ArtifactError naming the file when it is not valid JSON or lacks a key."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{meta_path} is not valid JSON ({err}). Restore it, or delete it and its "
+                            f"{meta_path.stem}.pt to train the artifact again.") from None
+    missing = [k for k in ("sha256", "config", "profile") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise ArtifactError(f"{meta_path} lacks {', '.join(missing)}: it is not an artifact record written by "
+                            f"save_artifact. Restore it, or delete it and {meta_path.stem}.pt to train again.")
+    return meta
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Writes ``path`` through a temporary file of this process, so readers never see half a file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

@@ -45,7 +45,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .artifacts import ArtifactError, ArtifactMissingError, artifact_dir, load_artifact, sha256_file
+from .artifacts import (ArtifactError, ArtifactIncompleteError, ArtifactMissingError, artifact_dir, load_artifact,
+                        read_meta, sha256_file)
 
 REGISTRY_PATH = Path(__file__).with_name("registry.json")
 SCHEMA_VERSION = 1
@@ -155,6 +156,10 @@ def resolve_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module],
     directory = Path(directory or artifact_dir())
     try:
         return load_artifact(name, build, directory=directory, map_location=map_location)
+    except ArtifactIncompleteError:  # a NAME.pt copied in by hand: the registry's checksum vouches for it
+        entries = registry if isinstance(registry, dict) else load_registry(registry)
+        if name not in entries:
+            raise
     except ArtifactMissingError as missing:
         entries = registry if isinstance(registry, dict) else load_registry(registry)
         if name not in entries:
@@ -170,7 +175,7 @@ def resolve_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module],
 def registry_entry(name: str, url: str, command: str, *, directory: Path | None = None) -> dict[str, Any]:
     """The registry entry for artifact ``name`` of the local cache, once its NAME.pt is published at ``url``."""
     directory = Path(directory or artifact_dir())
-    weights, meta = directory / f"{name}.pt", json.loads((directory / f"{name}.json").read_text())
+    weights, meta = directory / f"{name}.pt", read_meta(directory / f"{name}.json")
     entry = {"url": url, "sha256": sha256_file(weights), "size": weights.stat().st_size, "profile": meta["profile"],
              "config": meta["config"], "command": command, "hardware": meta["hardware"], "torch": meta.get("torch"),
              "metrics": meta.get("metrics", {}), "train_seconds": meta.get("train_seconds")}

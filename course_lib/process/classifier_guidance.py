@@ -3,14 +3,17 @@ classifier's log-probability shifts the noise prediction, and the classifiers' t
 """
 
 from __future__ import annotations
+
 import math
 from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from .diffusion import add_noise, gather
-from .schedules import NoiseSchedule
 from .guidance import GuidedModel, _as_labels, _check_probability, _unpack, check_labels
+from .schedules import NoiseSchedule
 
 
 def log_prob_grad(classifier: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,

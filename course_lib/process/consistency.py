@@ -27,11 +27,13 @@ Names -> symbols:
 """
 
 from __future__ import annotations
+
 from typing import Callable
+
 import torch
+
 from .diffusion import eps_to_x0, gather
 from .schedules import NoiseSchedule
-
 
 SIGMA_DATA = 0.5  # CM App. C; LCMScheduler's sigma_data
 

@@ -25,12 +25,14 @@ Names -> symbols:
 """
 
 from __future__ import annotations
+
 import math
 from typing import Callable
+
 import torch
+
 from .diffusion import PredictionLoss
 from .schedules import NoiseSchedule
-
 
 GuidedModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -7,14 +7,17 @@
 """
 
 from __future__ import annotations
+
 from pathlib import Path
 from typing import Any
+
 import torch
+
+from ..course.profiles import Profile
 from ..data.cifar import image_batches
 from ..models.vae import VAE, VAEConfig
-from ..course.profiles import Profile
-from ..training.loop import TrainConfig, TrainResult, train
 from ..process.elbo import VAELoss
+from ..training.loop import TrainConfig, TrainResult, train
 from .common import _model_fields, _train_or_load
 
 
@@ -60,7 +63,7 @@ def chapter2_vae(profile: Profile, device: torch.device | str = "cpu", retrain: 
     CIFAR-10's training set and saved (what chapter 6 calls). ``steps`` replaces the recipe's (tests);
     ``checkpoint_path``: resume from it and save to it."""
     return _train_or_load(f"ch02_vae-{profile.name}", _build_vae, profile, device, retrain, vae_recipe, train_vae,
-                          steps, checkpoint_path)
+                          steps, checkpoint_path, model_config_fn=lambda r: VAEConfig(**r["model"]))
 
 
 # Train-or-load functions by artifact base name (artifact NAME-PROFILE), for scripts/train.py.

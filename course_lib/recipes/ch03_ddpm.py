@@ -8,14 +8,17 @@
 """
 
 from __future__ import annotations
+
 from pathlib import Path
 from typing import Any
+
 import torch
-from ..data.cifar import image_batches
-from ..process.diffusion import EpsilonLoss
-from ..models.unet import UNet, UNetConfig
-from ..process.schedules import make_schedule
+
 from ..course.profiles import Profile
+from ..data.cifar import image_batches
+from ..models.unet import UNet, UNetConfig
+from ..process.diffusion import EpsilonLoss
+from ..process.schedules import make_schedule
 from ..training.loop import TrainResult, train
 from .common import _model_fields, _train_or_load, train_config
 
@@ -69,7 +72,7 @@ def chapter3_unet(profile: Profile, device: torch.device | str = "cpu", retrain:
     artifact, else trained with ``train_ddpm`` on CIFAR-10's training set and saved (what chapter 4 calls).
     ``steps`` and ``checkpoint_path`` as in ``chapter2_vae``."""
     return _train_or_load(f"ch03_unet-{profile.name}", _build_unet, profile, device, retrain, ddpm_recipe, train_ddpm,
-                          steps, checkpoint_path)
+                          steps, checkpoint_path, model_config_fn=unet_config)
 
 
 # Train-or-load functions by artifact base name (artifact NAME-PROFILE), for scripts/train.py.

@@ -14,17 +14,20 @@ U-Net (classifier-free guidance), per profile, trained or loaded.
 """
 
 from __future__ import annotations
+
 from pathlib import Path
 from typing import Any, Callable
+
 import torch
 from torch import nn
+
+from ..course.profiles import Profile
 from ..data.cifar import image_batches, load_cifar10, to_float
-from ..process.classifier_guidance import ClassifierLoss, NoisyClassifierLoss
-from ..process.guidance import LabelDropoutLoss
 from ..models.classifier import Classifier, ClassifierConfig
 from ..models.unet import UNet
+from ..process.classifier_guidance import ClassifierLoss, NoisyClassifierLoss
+from ..process.guidance import LabelDropoutLoss
 from ..process.schedules import make_schedule
-from ..course.profiles import Profile
 from ..training.loop import TrainResult, train
 from .ch03_ddpm import _build_unet, ddpm_recipe, train_ddpm, unet_config
 from .common import _model_fields, _train_or_load, train_config
@@ -135,7 +138,7 @@ def chapter5_classifier(profile: Profile, device: torch.device | str = "cpu", re
     (``meta["metrics"]["test_accuracy"]``). ``steps`` and ``checkpoint_path`` as in ``chapter2_vae``."""
     return _train_or_load(f"ch05_classifier-{profile.name}", _build_classifier, profile, device, retrain,
                           classifier_recipe, train_classifier, steps, checkpoint_path, labels=True,
-                          metrics_fn=_test_accuracy)
+                          metrics_fn=_test_accuracy, model_config_fn=classifier_config)
 
 
 def chapter5_noisy_classifier(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
@@ -144,7 +147,8 @@ def chapter5_noisy_classifier(profile: Profile, device: torch.device | str = "cp
     """The noise-aware classifier p_phi(y | x_t, t) for classifier guidance with the chapter 3 U-Net, as
     ``chapter5_classifier`` (no metrics recorded)."""
     return _train_or_load(f"ch05_noisy_classifier-{profile.name}", _build_classifier, profile, device, retrain,
-                          noisy_classifier_recipe, train_classifier, steps, checkpoint_path, labels=True)
+                          noisy_classifier_recipe, train_classifier, steps, checkpoint_path, labels=True,
+                          model_config_fn=classifier_config)
 
 
 def cfg_recipe(profile: Profile) -> dict[str, Any]:
@@ -172,7 +176,8 @@ def chapter5_unet(profile: Profile, device: torch.device | str = "cpu", retrain:
     """The chapter 5 class-conditional EMA U-Net for ``profile``: loaded from its artifact, else trained with
     ``train_cfg`` on CIFAR-10's training set and saved. ``steps`` and ``checkpoint_path`` as in ``chapter2_vae``."""
     return _train_or_load(f"ch05_unet-{profile.name}", _build_unet, profile, device, retrain, cfg_recipe, train_cfg,
-                          steps, checkpoint_path, labels=True)
+                          steps, checkpoint_path, labels=True,
+                          model_config_fn=lambda r: unet_config(r, num_classes=r["num_classes"]))
 
 
 # Train-or-load functions by artifact base name (artifact NAME-PROFILE), for scripts/train.py.

@@ -92,7 +92,7 @@ def chapter7_dit(profile: Profile, device: torch.device | str = "cpu", retrain: 
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     name = f"ch07_dit_{size.replace('/', '')}-{profile.name}"
     return _train_or_load(name, _build_dit, profile, device, retrain, lambda p: dit_recipe(p, size), train_dit,
-                          steps, checkpoint_path, labels=True)
+                          steps, checkpoint_path, labels=True, model_config_fn=dit_config)
 
 
 # ---- LoRA fine-tuning (Hu et al. 2022) -------------------------------------------------------------

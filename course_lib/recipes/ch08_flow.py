@@ -99,7 +99,7 @@ def chapter8_fm(profile: Profile, device: torch.device | str = "cpu", retrain: b
     artifact, else trained with ``train_fm`` on CIFAR-10's training set and saved. ``steps`` replaces the recipe's
     (tests); ``checkpoint_path``: resume from it and save to it."""
     return _train_or_load(f"ch08_fm-{profile.name}", _build_unet, profile, device, retrain, fm_recipe, train_fm,
-                          steps, checkpoint_path)
+                          steps, checkpoint_path, model_config_fn=lambda r: build_fm_model(r).config)
 
 
 # ---- reflow: the 2-rectified flow (Liu et al. 2023, Sec. 2.2 and Alg. 1) ---------------------------

@@ -1,19 +1,23 @@
 """What every chapter's recipe module shares: the training loop's settings from a recipe, and
 train-or-load (load the artifact, else train with the chapter's function on CIFAR-10 and save it).
 
-Under torchrun (see course_lib.training.loop.distributed) every rank trains; rank 0 alone writes the artifact.
+Under torchrun (see course_lib.training.distributed) every rank trains; rank 0 alone writes the artifact.
 """
 
 from __future__ import annotations
+
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
+
 from torch import nn
-from ..training import distributed as dist
-from ..course.artifacts import ArtifactMissingError, load_artifact, save_artifact
+
+from ..course.artifacts import ArtifactError, ArtifactMissingError, load_artifact, save_artifact
+from ..course.profiles import Profile
 from ..course.registry import resolve_artifact
 from ..data.cifar import load_cifar10
-from ..course.profiles import Profile
+from ..training import distributed as dist
 from ..training.loop import TrainConfig
 
 
@@ -30,14 +34,45 @@ def train_config(recipe: dict[str, Any], steps: int | None = None, progress: boo
                           "snapshot_every": snapshots, **overrides})
 
 
-def load_if_saved(name: str, build, device, then: str):
+def load_if_saved(name: str, build, device, then: str, *, profile: str | None = None, model_config: Any = None):
     """Artifact ``name`` from the local cache or the registry's download, or None after saying that it is
-    missing and what happens ``then`` (e.g. "Training it now with train_ddpm (smoke recipe).")."""
+    missing and what happens ``then`` (e.g. "Training it now with train_ddpm (smoke recipe).").
+    With ``profile`` and ``model_config`` (the recipe's model config dataclass), an artifact saved under another
+    profile or for another model is refused (ArtifactError), never used silently."""
     try:
-        return resolve_artifact(name, build, map_location=device)
+        model, meta = resolve_artifact(name, build, map_location=device)
     except ArtifactMissingError as err:
         print(f"{err}\n{then}")
         return None
+    check_matches_recipe(name, meta, profile, model_config)
+    return model, meta
+
+
+def _as_json(value: Any) -> Any:
+    """A config as JSON stores it (tuples become lists), so a saved config compares equal to a fresh one."""
+    return json.loads(json.dumps(value))
+
+
+def check_matches_recipe(name: str, meta: dict[str, Any], profile: str | None, model_config: Any = None) -> None:
+    """Refuses artifact ``name`` when its recorded profile, or its model config (a dataclass of the recipe's
+    model, compared field by field with the saved one, defaults filled in), differs from the recipe's."""
+    if profile is not None and meta.get("profile") != profile:
+        raise ArtifactError(f"artifact {name!r} was trained in the {meta.get('profile')!r} profile, not in "
+                            f"{profile!r}: it is another model than this profile's recipe. Delete it (or retrain "
+                            f"with retrain=True / scripts/train.py --retrain).")
+    if model_config is None:
+        return
+    wanted = _as_json(asdict(model_config))
+    try:
+        have = _as_json(asdict(type(model_config)(**_model_fields(meta["config"]))))
+    except (TypeError, KeyError) as err:  # unknown or missing fields
+        raise ArtifactError(f"artifact {name!r} records a model config that is not a {type(model_config).__name__} "
+                            f"({err}). Retrain it (retrain=True or scripts/train.py --retrain).") from None
+    if have != wanted:
+        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+        raise ArtifactError(f"artifact {name!r} holds another model than the recipe's: (saved, recipe) differ in "
+                            f"{diff}. The recipe changed since it was trained: retrain it (retrain=True or "
+                            f"scripts/train.py --retrain), or delete the artifact.")
 
 
 def _model_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -47,16 +82,20 @@ def _model_fields(config: dict[str, Any]) -> dict[str, Any]:
 
 def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, recipe_fn, train_fn,
                    steps: int | None = None, checkpoint_path: str | Path | None = None, *, labels: bool = False,
-                   metrics_fn: Callable[[nn.Module, dict], dict[str, float]] | None = None):
+                   metrics_fn: Callable[[nn.Module, dict], dict[str, float]] | None = None,
+                   model_config_fn: Callable[[dict], Any] | None = None):
     """Loads artifact ``name``; if it is missing (or ``retrain``), trains ``train_fn(recipe, images)``
     (``train_fn(recipe, images, labels)`` if ``labels``) on CIFAR-10's training set with ``recipe_fn(profile)``
     (its ``steps`` replaced if given; resuming from ``checkpoint_path`` if it exists), saves the EMA model
     with ``metrics_fn(ema_model, recipe)`` if given, and loads it back.
-    A corrupted artifact is an error, never retrained over silently."""
-    if not retrain and (saved := load_if_saved(name, build, device,
-                                               f"Training it now with {train_fn.__name__} ({profile.name} recipe).")):
-        return saved
+    A corrupted artifact is an error, never retrained over silently; so is one of another profile, or (with
+    ``model_config_fn(recipe)``, the recipe's model config dataclass) of another model."""
     recipe = recipe_fn(profile)
+    expected = model_config_fn(recipe) if model_config_fn else None
+    if not retrain and (saved := load_if_saved(name, build, device,
+                                               f"Training it now with {train_fn.__name__} ({profile.name} recipe).",
+                                               profile=profile.name, model_config=expected)):
+        return saved
     if steps is not None:
         recipe = {**recipe, "steps": steps}
     with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it

@@ -5,13 +5,14 @@ snapshots), written atomically; on resume, a changed lr/weight_decay is applied 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
+
 from ..training import distributed as dist
 from .ema import EMA
 

@@ -2,7 +2,9 @@
 """
 
 from __future__ import annotations
+
 import copy
+
 import torch
 from torch import nn
 

@@ -17,21 +17,23 @@ logged loss is the mean over ranks, and rank 0 alone writes checkpoints and show
 """
 
 from __future__ import annotations
+
 import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
+
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from ..training import distributed as dist
+
 from ..course.device import autocast_dtype
+from ..training import distributed as dist
 from .checkpoint import _save_on_main, _State, load_checkpoint
 from .ema import EMA
-
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

@@ -1,5 +1,9 @@
 """Artifacts: saved with a checksum; a corrupted or missing file is a clear error."""
 
+import json
+import multiprocessing
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -75,3 +79,92 @@ def test_train_or_load_refuses_a_corrupted_artifact(one_image_per_class, monkeyp
     weights.write_bytes(bytes(raw))
     with pytest.raises(ArtifactError, match="corrupted"):
         ch02_vae.chapter2_vae(get_profile("smoke"))
+
+
+TINY_VAE = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
+                steps=1, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
+
+
+def _saved_tiny_vae(folder, monkeypatch):
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
+    ch02_vae.chapter2_vae(get_profile("smoke"))
+    return folder / "cache/artifacts/ch02_vae-smoke.pt", folder / "cache/artifacts/ch02_vae-smoke.json"
+
+
+def test_weights_without_their_record_are_not_trained_over(one_image_per_class, monkeypatch):
+    weights, record = _saved_tiny_vae(one_image_per_class, monkeypatch)
+    record.unlink()
+    before = weights.read_bytes()
+    monkeypatch.setattr(ch02_vae, "train_vae", lambda *a, **k: pytest.fail("trained over the existing weights"))
+    with pytest.raises(ArtifactError, match=r"incomplete: .*ch02_vae-smoke.pt exists but its record"):
+        ch02_vae.chapter2_vae(get_profile("smoke"))
+    assert weights.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda meta: "{not json", r"ch02_vae-smoke.json is not valid JSON"),
+    (lambda meta: json.dumps({k: v for k, v in meta.items() if k != "sha256"}), r"ch02_vae-smoke.json lacks sha256"),
+])
+def test_a_damaged_record_is_an_artifact_error_naming_the_file(one_image_per_class, monkeypatch, damage, message):
+    _, record = _saved_tiny_vae(one_image_per_class, monkeypatch)
+    record.write_text(damage(json.loads(record.read_text())))
+    with pytest.raises(ArtifactError, match=message):
+        ch02_vae.chapter2_vae(get_profile("smoke"))
+
+
+def test_an_artifact_of_another_profile_is_refused(one_image_per_class, monkeypatch):
+    _, record = _saved_tiny_vae(one_image_per_class, monkeypatch)
+    meta = json.loads(record.read_text())
+    record.write_text(json.dumps({**meta, "profile": "colab"}))  # a colab model under the smoke name
+    with pytest.raises(ArtifactError, match="trained in the 'colab' profile, not in 'smoke'"):
+        ch02_vae.chapter2_vae(get_profile("smoke"))
+
+
+def test_an_artifact_of_another_model_config_is_refused(one_image_per_class, monkeypatch):
+    _saved_tiny_vae(one_image_per_class, monkeypatch)
+    wider = {**TINY_VAE, "model": {**TINY_VAE["model"], "base_channels": 16}}
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: wider)  # the recipe changed since
+    with pytest.raises(ArtifactError, match=r"another model than the recipe's.*'base_channels': \(8, 16\)"):
+        ch02_vae.chapter2_vae(get_profile("smoke"))
+
+
+def _save_repeatedly(folder, n, errors):
+    torch.manual_seed(0)
+    model = nn.Linear(64, 64)
+    try:
+        for _ in range(n):
+            save_artifact("shared", model, {"n": 64}, profile="smoke", produced_by="test", directory=folder)
+    except Exception as err:  # reported to the parent
+        errors.put(f"save: {type(err).__name__}: {err}")
+
+
+def _load_repeatedly(folder, n, errors):
+    done = 0
+    while done < n:
+        try:
+            load_artifact("shared", lambda cfg: nn.Linear(cfg["n"], cfg["n"]), directory=folder)
+            done += 1
+        except ArtifactMissingError:
+            time.sleep(0.001)  # not written yet
+        except Exception as err:
+            errors.put(f"load: {type(err).__name__}: {err}")
+            return
+
+
+def test_two_processes_saving_while_a_third_loads(tmp_path):
+    """Each writer goes through its own temporary files, so saves never collide and readers never see
+    half a record (before: FileNotFoundError in the savers, JSONDecodeError in the reader)."""
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_save_repeatedly, args=(tmp_path, 30, errors)) for _ in range(2)]
+    procs.append(ctx.Process(target=_load_repeatedly, args=(tmp_path, 30, errors)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert not found, found
+    assert all(p.exitcode == 0 for p in procs)
+    assert not list(tmp_path.glob("*.tmp"))
