@@ -2,7 +2,8 @@
 
 A failure message says which input case failed (every input's shape and dtype), what the
 reference returned and what the student's function returned (shapes, or the number of wrong
-values, the largest absolute error and where, and a short excerpt of both), and the hint.
+values, the largest absolute error and where, and a short excerpt of both; float32 round-off is
+named as such), and the hint.
 """
 
 from __future__ import annotations
@@ -95,7 +96,26 @@ def _compare(name: str, expected: torch.Tensor | tuple, actual: Any, where: str,
         return None
     dtype_note = f"\n  you returned dtype {actual.dtype}, the reference {expected.dtype}" \
         if actual.dtype != expected.dtype else ""
-    return f"{name} returned the wrong values {where}\n  {_value_mismatch(expected, converted, rtol, atol)}{dtype_note}"
+    return (f"{name} returned the wrong values {where}\n  {_value_mismatch(expected, converted, rtol, atol)}"
+            f"{dtype_note}{_round_off_note(expected, actual, converted, rtol)}")
+
+
+def _round_off_note(expected: torch.Tensor, actual: torch.Tensor, converted: torch.Tensor, rtol: float) -> str:
+    """A line naming low-precision round-off when every error is at its level (relative to the largest
+    expected value) while the check's rtol is tighter, e.g. a float32 constant in a float64 formula; else ""."""
+    if expected.dtype != torch.float64 or not actual.is_floating_point() or expected.numel() == 0:
+        return ""
+    low = actual.dtype if torch.finfo(actual.dtype).eps > torch.finfo(torch.float32).eps else torch.float32
+    level = max(1e-5, 10 * torch.finfo(low).eps)  # float32: 1e-5, a few ulps after a few operations
+    scale = expected.double().abs().max().item()
+    worst = (converted.double() - expected.double()).abs().max().item()  # NaN if any is NaN: then no note
+    if not rtol < level or not scale > 0 or not worst <= level * scale:
+        return ""
+    low_name = str(low).removeprefix("torch.")
+    return (f"\n  the largest error is {worst / scale:.1g} of the largest expected value: that looks like {low_name} "
+            f"round-off rather than a wrong formula. The reference is float64 and the check expects float64 "
+            f"accuracy: keep every step in float64 (no .float(), no torch.float32 constants; write "
+            f"torch.tensor(c, dtype=x.dtype) or a plain Python number c).")
 
 
 def check_against_reference(name: str, student_fn: Callable, reference_fn: Callable,

@@ -3,11 +3,15 @@ Alg. 3) on the skipping-step grid. The consistency function itself: ``course_lib
 """
 
 from __future__ import annotations
+
 from typing import Sequence
+
 import torch
+
+from ..process.consistency import ConsistencyModel, consistency_output, lcm_grid
 from ..process.schedules import NoiseSchedule
 from ..process.text_guidance import expand_tokens
-from ..process.consistency import ConsistencyModel, consistency_output, lcm_grid
+from .ddim import _as_steps
 
 
 def lcm_timesteps(num_train_steps: int, num_inference_steps: int, original_inference_steps: int = 50) -> torch.Tensor:
@@ -46,11 +50,15 @@ def lcm_sample(model: ConsistencyModel, schedule: NoiseSchedule, z_T: torch.Tens
         w: the guidance scale the student was distilled for (a float or (B,)).
         tokens: the prompt's tokens, (L,) or (B, L).
         generator: draws the N - 1 re-noising draws, one torch.randn of z's shape per step.
-        timesteps: custom steps (noisiest first) in place of ``lcm_timesteps``.
+        timesteps: custom steps in place of ``lcm_timesteps``: integers, strictly decreasing (noisiest
+            first), in [0, T), as many as ``num_steps``.
         keep_trajectory: also return the denoised estimates f at every step (N, B, ...).
     """
-    steps = [int(t) for t in (timesteps if timesteps is not None else
-                              lcm_timesteps(schedule.num_steps, num_steps, original_inference_steps))]
+    steps = _as_steps(timesteps if timesteps is not None else
+                      lcm_timesteps(schedule.num_steps, num_steps, original_inference_steps), schedule.num_steps)
+    if len(steps) != num_steps:
+        raise ValueError(f"timesteps lists {len(steps)} steps but num_steps is {num_steps!r}; "
+                         f"pass num_steps=len(timesteps)")
     B = z_T.shape[0]
     tokens = expand_tokens(tokens.to(z_T.device), B)  # (B, L)
     w = _expand_w(torch.as_tensor(w, dtype=torch.float32, device=z_T.device), B)  # (B,)

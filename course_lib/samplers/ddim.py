@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..process.diffusion import check_prediction_type, check_timesteps, pred_to_eps, pred_to_x0
+from ..process.diffusion import (check_prediction_type, check_timesteps, eps_to_x0, pred_to_eps, pred_to_x0,
+                                 x0_to_eps)
 from ..process.schedules import NoiseSchedule
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -170,6 +171,11 @@ def ddim_invert(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timeste
     close to x0. Each step moves x from level t - T // N (the data end for the first) up to t,
     with the model evaluated at (x, t): the exact inverse would need eps(x_t, t) before x_t is
     known, so, like diffusers' DDIMInverseScheduler, the step uses the model at its target step.
+
+    "eps" and "v" predictions are read at x's level, as diffusers does. An "x0" prediction is read as
+    eps at the model's own step t (alpha_bar_t < 1), where the model's targets are one another's
+    conversions: reading it at x's level would divide by sqrt(1 - alpha_bar) = 0 at the data end
+    (diffusers' DDIMInverseScheduler does). So an x0 model inverts exactly like the eps model it is built from.
     """
     check_prediction_type(prediction_type)
     steps = _as_steps(timesteps, schedule.num_steps)
@@ -178,8 +184,12 @@ def ddim_invert(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timeste
     for t in reversed(steps):
         a_from, a_to = _alpha_bar(schedule, t - stride), _alpha_bar(schedule, t)
         pred = model(x, _batch(t, x)).to(x.dtype)
-        x0_hat = pred_to_x0(pred, x, a_from, prediction_type)
-        eps_hat = pred_to_eps(pred, x, a_from, prediction_type)
+        if prediction_type == "x0":  # eps at the model's step t (a_to < 1), then x0_hat at x's level
+            eps_hat = x0_to_eps(pred, x, a_to)
+            x0_hat = eps_to_x0(eps_hat, x, a_from)  # = x at the data end, a_from = 1
+        else:
+            x0_hat = pred_to_x0(pred, x, a_from, prediction_type)
+            eps_hat = pred_to_eps(pred, x, a_from, prediction_type)
         x = a_to ** 0.5 * x0_hat + (1 - a_to) ** 0.5 * eps_hat  # DDIM Eq. 12 with eta = 0, run upwards (DDIM Sec. 4.3)
         kept.append(x)
     return (x, torch.stack(kept)) if keep_trajectory else x

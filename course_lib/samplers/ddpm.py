@@ -58,16 +58,20 @@ def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Ten
 @torch.no_grad()
 def ddpm_sample(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor,
                 generator: torch.Generator | None = None, variance: str = "small",
-                clip_x0: float | None = None, keep_every: int = 0):
+                clip_x0: float | None = None, keep_every: int | None = None):
     """DDPM ancestral sampling (Algorithm 2) from x_T ~ N(0, I) down to x0.
 
     Args:
         model: ``model(x_t, t)`` with t a (B,) long tensor of steps, returns eps of x_t's shape.
         x_T: the starting noise, (B, ...); its device and dtype are used throughout.
         generator: for the per-step noise (on x_T's device); same generator state, same samples.
-        keep_every: if > 0, also return the states x_t every ``keep_every`` steps (and the last),
-            stacked as (K, B, ...), for plots and animations.
+        keep_every: None (the default) returns x0 alone; an int k >= 1 also returns x_T and the states
+            after every step t with t % k == 0 (t = 0, the last, included), stacked as (K, B, ...),
+            for plots and animations.
     """
+    if keep_every is not None and (isinstance(keep_every, bool) or not isinstance(keep_every, int) or keep_every < 1):
+        raise ValueError(f"keep_every must be None (return x0 alone) or an int >= 1 (also return the states "
+                         f"every keep_every steps), got {keep_every!r}")
     x = x_T
     kept = [x]
     for t in reversed(range(schedule.num_steps)):
@@ -75,9 +79,9 @@ def ddpm_sample(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor,
         eps = model(x, t_batch)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x = ddpm_step(schedule, eps.to(x.dtype), t, x, noise, variance=variance, clip_x0=clip_x0)
-        if keep_every and (t % keep_every == 0):
+        if keep_every is not None and t % keep_every == 0:
             kept.append(x)
-    return (x, torch.stack(kept)) if keep_every else x
+    return (x, torch.stack(kept)) if keep_every is not None else x
 
 
 @torch.no_grad()

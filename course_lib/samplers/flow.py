@@ -19,6 +19,8 @@ diffusers' FlowMatchHeunDiscreteScheduler and EDM's Alg. 1).
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Callable, Sequence
 
 import torch
@@ -26,10 +28,14 @@ import torch
 from ..process.flow_matching import TIME_SCALE, Model
 
 
+def _check_shift(shift: float) -> None:
+    if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not math.isfinite(shift) or shift <= 0:
+        raise ValueError(f"shift must be a finite number > 0 (1: no shift; SD3 uses 3), got {shift!r}")
+
+
 def shift_times(s: torch.Tensor, shift: float = 1.0) -> torch.Tensor:
     """alpha s / (1 + (alpha - 1) s): spends more steps at high noise for alpha > 1 (SD3 uses alpha = 3)."""
-    if shift <= 0:
-        raise ValueError(f"shift must be > 0, got {shift}")
+    _check_shift(shift)
     return shift * s / (1 + (shift - 1) * s)  # SD3 Eq. 23 with alpha = sqrt(m / n)
 
 
@@ -40,8 +46,13 @@ def flow_times(num_steps: int, shift: float = 1.0, num_train_steps: int = 1000) 
     diffusers, the smallest time shift(1 / T) is shifted again (a quirk kept for parity; nothing with shift = 1).
     ``torch.linspace(1, 0, N + 1)`` (optionally through ``shift_times``) is the plain uniform grid.
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    for name, n in (("num_steps", num_steps), ("num_train_steps", num_train_steps)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {n!r}")
+    if num_train_steps == 1 and num_steps > 1:  # the smallest training time 1 / T would be 1: every value 1
+        raise ValueError(f"num_train_steps=1 allows only num_steps=1 (the grid runs from 1 down to 1 / T); "
+                         f"got num_steps={num_steps}")
+    _check_shift(shift)
     s_min = shift_times(torch.tensor(1.0 / num_train_steps, dtype=torch.float64), shift)
     s = shift_times(torch.linspace(1.0, float(s_min), num_steps, dtype=torch.float64), shift)
     return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
