@@ -50,12 +50,16 @@ def sha256_file(path: Path) -> str:
 
 def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profile: str, produced_by: str,
                   seconds: float | None = None, metrics: dict[str, float] | None = None,
-                  history: list[tuple[int, float]] | None = None, directory: Path | None = None) -> Path:
-    """Saves ``model``'s weights (on the CPU) and ``config``; returns the path of NAME.pt."""
+                  history: list[tuple[int, float]] | None = None, directory: Path | None = None,
+                  half: bool = False) -> Path:
+    """Saves ``model``'s weights (on the CPU) and ``config``; returns the path of NAME.pt. With ``half``,
+    floating-point weights are stored in float16 (half the size; loading casts them back to the model's
+    dtype), for published files whose sampling is checked unchanged (scripts/publish_model.py)."""
     directory = Path(directory or artifact_dir())
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{name}.pt"
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().to(torch.float16) if half and v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
     buffer = io.BytesIO()  # serialised in memory: the bytes (and SHA-256) do not depend on a file name
     torch.save({"state_dict": state, "config": config}, buffer)
     tmp = weights.with_name(f"{weights.name}.{os.getpid()}.tmp")  # one per process: several may save at once
@@ -66,7 +70,7 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
         "name": name, "sha256": sha256_file(weights), "config": config, "profile": profile,
         "hardware": describe_hardware(device), "torch": torch.__version__, "produced_by": produced_by,
         "train_seconds": seconds, "metrics": metrics or {}, "history": [list(h) for h in history or []],
-        "created": _dt.date.today().isoformat(),
+        "storage": "float16" if half else "as trained", "created": _dt.date.today().isoformat(),
     }
     write_json_atomic(directory / f"{name}.json", meta)
     return weights

@@ -2,12 +2,15 @@
 
 ``resolve_artifact(name, build)`` finds artifact NAME (e.g. "ch02_vae-colab") in this order:
   1. the local cache, ``<cache>/artifacts/NAME.pt`` and ``NAME.json`` (``artifacts.load_artifact``);
-  2. the registry, ``course_lib/course/registry.json`` (shipped with the package): the file at the entry's
+  2. the copy published in this repository's ``results/models/NAME.pt`` (a source checkout, which
+     editable installs and CI use), checked against the registry's size and SHA-256 and copied
+     into the cache;
+  3. the registry, ``course_lib/course/registry.json`` (shipped with the package): the file at the entry's
      URL is downloaded with a progress bar and checked against the entry's size and SHA-256 (a
      mismatch is an error and the bad file is deleted), NAME.json is written from the entry, and
      the artifact loads as in 1. A NAME.pt put into the cache by hand (an offline machine) is
      checked against the entry the same way and used;
-  3. otherwise ``ArtifactMissingError``; ``course_lib.recipes.common`` then trains it with the
+  4. otherwise ``ArtifactMissingError``; ``course_lib.recipes.common`` then trains it with the
      chapter's own function. A failed download is ``ArtifactDownloadError`` (a kind of missing
      artifact) whose message names the URL and where to put the file by hand.
 
@@ -37,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -49,9 +53,10 @@ from .artifacts import (ArtifactError, ArtifactIncompleteError, ArtifactMissingE
                         read_meta, sha256_file)
 
 REGISTRY_PATH = Path(__file__).with_name("registry.json")
+PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "results" / "models"  # in a source checkout
 SCHEMA_VERSION = 1
 REQUIRED = ("url", "sha256", "size", "profile", "config", "command", "hardware")
-OPTIONAL = ("torch", "metrics", "train_seconds")
+OPTIONAL = ("torch", "metrics", "train_seconds", "history", "storage")
 
 
 class ArtifactDownloadError(ArtifactMissingError):
@@ -116,10 +121,22 @@ def _write_meta(name: str, entry: dict[str, Any], directory: Path) -> None:
     meta = {"name": name, "sha256": entry["sha256"], "config": entry["config"], "profile": entry["profile"],
             "hardware": entry["hardware"], "torch": entry.get("torch"), "produced_by": entry["command"],
             "train_seconds": entry.get("train_seconds"), "metrics": entry.get("metrics", {}),
-            "source": entry["url"], "created": _dt.date.today().isoformat()}
+            "history": entry.get("history", []), "source": entry["url"], "created": _dt.date.today().isoformat()}
     tmp = directory / f"{name}.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     tmp.replace(directory / f"{name}.json")
+
+
+def _copy_checked(source: Path, dest: Path, entry: dict[str, Any]) -> None:
+    """Copies a published file into the cache through a temporary file, after checking size and SHA-256."""
+    if source.stat().st_size != entry["size"] or sha256_file(source) != entry["sha256"]:
+        raise ArtifactError(f"{source} is not the file the registry records ({entry['size']:,} bytes, SHA-256 "
+                            f"{entry['sha256']}): the published copy and course_lib/course/registry.json disagree. "
+                            f"Restore the file (git checkout), or publish it again with scripts/publish_model.py.")
+    part = dest.with_name(f"{dest.name}.{os.getpid()}.part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, part)
+    part.replace(dest)
 
 
 def _fetch(name: str, entry: dict[str, Any], directory: Path, progress: bool) -> None:
@@ -130,6 +147,8 @@ def _fetch(name: str, entry: dict[str, Any], directory: Path, progress: bool) ->
         if actual != entry["sha256"]:
             raise ArtifactError(f"{weights} is not the registered {name!r}: SHA-256 {actual}, the registry records "
                                 f"{entry['sha256']} ({entry['url']}). Delete it, then download it again.")
+    elif (published := PUBLISHED_DIR / f"{name}.pt").exists():  # the checkout's copy, checked like a download
+        _copy_checked(published, weights, entry)
     else:
         try:
             download_file(entry["url"], weights, entry["sha256"], entry["size"], desc=f"downloading {name}",
@@ -150,8 +169,8 @@ def resolve_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module],
                      map_location: str | torch.device = "cpu", allow_download: bool = True, *,
                      directory: Path | None = None, registry: str | Path | dict | None = None,
                      progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """Returns (model, metadata) for artifact ``name``: from the local cache, else downloaded from the
-    registry (if ``allow_download``). Raises ArtifactMissingError when neither has it (ArtifactDownloadError
+    """Returns (model, metadata) for artifact ``name``: from the local cache, else the copy published in the
+    checkout, else downloaded from the registry (if ``allow_download``). Raises ArtifactMissingError when neither has it (ArtifactDownloadError
     when the download failed), ArtifactError when a file fails its checksum."""
     directory = Path(directory or artifact_dir())
     try:
@@ -165,7 +184,7 @@ def resolve_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module],
         if name not in entries:
             raise ArtifactMissingError(f"{missing} No download is published for it "
                                        f"(course_lib/course/registry.json has no entry {name!r}).") from None
-        if not allow_download:
+        if not allow_download and not (PUBLISHED_DIR / f"{name}.pt").exists():
             raise ArtifactMissingError(f"{missing} It is published at {entries[name]['url']}, "
                                        f"but downloads were not allowed (allow_download=False).") from None
     _fetch(name, entries[name], directory, progress)
@@ -178,7 +197,8 @@ def registry_entry(name: str, url: str, command: str, *, directory: Path | None 
     weights, meta = directory / f"{name}.pt", read_meta(directory / f"{name}.json")
     entry = {"url": url, "sha256": sha256_file(weights), "size": weights.stat().st_size, "profile": meta["profile"],
              "config": meta["config"], "command": command, "hardware": meta["hardware"], "torch": meta.get("torch"),
-             "metrics": meta.get("metrics", {}), "train_seconds": meta.get("train_seconds")}
+             "metrics": meta.get("metrics", {}), "train_seconds": meta.get("train_seconds"),
+             "history": meta.get("history", []), "storage": meta.get("storage", "as trained")}
     if entry["sha256"] != meta["sha256"]:
         raise ArtifactError(f"{weights} no longer matches the SHA-256 in {name}.json")
     return entry

@@ -40,7 +40,7 @@ def test_the_shipped_registry_is_valid_and_packaged():
     entries = load_registry()
     assert isinstance(entries, dict)  # may be empty until weights are published
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert "registry.json" in package_data["course_lib"], "registry.json must ship with the package"
+    assert "course/registry.json" in package_data["course_lib"], "registry.json must ship with the package"
 
 
 def test_registry_schema_errors_are_named(tmp_path):

@@ -1,0 +1,119 @@
+"""Publishes a trained artifact in the repository: its file in results/models/ and its entry in
+course_lib/course/registry.json (SHA-256, size, profile, config, the command that made it, hardware,
+training time, loss history, metrics), so that the chapters load it instead of training it.
+
+    python scripts/train.py ch03_unet --profile laptop --hours 2.5     (repeated until it saves the model)
+    python scripts/publish_model.py ch03_unet --profile laptop --half
+
+The entry's URL is the file at the release tag (course_lib.book.colab.COURSE_REF) of the repository in
+book/_config.yml, which a user without the checkout downloads; a checkout uses its own copy first.
+``--half`` stores the weights in float16 once a check shows that sampling is unchanged to ``--tolerance``
+(DDIM, 20 steps, 16 images from fixed noise; max |difference| in [-1, 1] pixel units); models without
+such a check are published as trained. A published file is replaced only when its recipe changed
+(``--replace`` then says so), and all published files together stay within 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from course_lib.book.colab import COURSE_REF  # noqa: E402
+from course_lib.course.artifacts import artifact_dir, load_artifact, save_artifact, sha256_file  # noqa: E402
+from course_lib.course.profiles import PROFILES  # noqa: E402
+from course_lib.course.registry import PUBLISHED_DIR, REGISTRY_PATH, load_registry, registry_entry  # noqa: E402
+from course_lib.process.schedules import make_schedule  # noqa: E402
+from course_lib.recipes.ch03_ddpm import _build_unet  # noqa: E402
+from course_lib.samplers.ddim import ddim_sample, timesteps  # noqa: E402
+
+BUDGET_BYTES = 150 * 10**6
+# artifact base name -> its build function, for the models whose float16 storage is checked by sampling
+HALF_CHECKS = {"ch03_unet": _build_unet}
+
+
+@torch.no_grad()
+def sampling_difference(model_fp32: torch.nn.Module, model_half: torch.nn.Module, recipe: dict) -> float:
+    """Max |difference| of 16 DDIM samples (20 steps, eta 0, same noise) of the two models, in [-1, 1]."""
+    schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
+    steps = timesteps(recipe["num_steps"], 20, "trailing")
+    noise = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    a = ddim_sample(model_fp32, schedule, noise, steps).clamp(-1, 1)
+    b = ddim_sample(model_half, schedule, noise, steps).clamp(-1, 1)
+    return float((a - b).abs().max())
+
+
+def release_url(name: str) -> str:
+    repo = yaml.safe_load((ROOT / "book/_config.yml").read_text())["repository"]["url"].rstrip("/")
+    owner_repo = repo.removeprefix("https://github.com/")
+    return f"https://raw.githubusercontent.com/{owner_repo}/{COURSE_REF}/results/models/{name}.pt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="artifact base name, e.g. ch03_unet")
+    parser.add_argument("--profile", choices=list(PROFILES), required=True)
+    parser.add_argument("--half", action="store_true", help="store float16 weights (checked, see above)")
+    parser.add_argument("--tolerance", type=float, default=2 / 255, help="for --half (default 2/255)")
+    parser.add_argument("--replace", action="store_true", help="replace a published file whose recipe changed")
+    args = parser.parse_args(argv)
+    name = f"{args.model}-{args.profile}"
+    build = HALF_CHECKS.get(args.model)
+    if args.half and build is None:
+        parser.error(f"--half has no sampling check for {args.model} yet; publish it as trained")
+    source = artifact_dir() / f"{name}.pt"
+    if not source.exists():
+        parser.error(f"{source} does not exist: train it first (python scripts/train.py {args.model} "
+                     f"--profile {args.profile} --hours 2.5, repeated until it saves the model)")
+    entries = load_registry()
+    meta = json.loads((artifact_dir() / f"{name}.json").read_text())
+    if name in entries and (PUBLISHED_DIR / f"{name}.pt").exists():
+        same_recipe = entries[name]["config"].get("recipe") == json.loads(json.dumps(meta["config"].get("recipe")))
+        if same_recipe or not args.replace:
+            parser.error(f"{name} is published already" + (" with the same recipe: a published file is replaced "
+                         "only when its recipe changes" if same_recipe else "; its recipe changed: pass --replace"))
+    staging = artifact_dir() / "publish"
+    if args.half:
+        model, meta = load_artifact(name, build)
+        save_artifact(name, model, meta["config"], profile=meta["profile"], produced_by=meta["produced_by"],
+                      seconds=meta.get("train_seconds"), metrics=meta.get("metrics"), history=meta.get("history"),
+                      directory=staging, half=True)
+        model_half, _ = load_artifact(name, build, directory=staging)
+        diff = sampling_difference(model, model_half, meta["config"]["recipe"])
+        print(f"float16 storage: DDIM-20 samples differ by at most {diff:.2e} (tolerance {args.tolerance:.2e})")
+        if diff > args.tolerance:
+            parser.error("float16 storage changes sampling beyond the tolerance; publish without --half")
+        meta = json.loads((staging / f"{name}.json").read_text())
+        meta["metrics"] = {**meta.get("metrics", {}), "float16_sampling_max_diff": diff}
+        (staging / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+        source = staging / f"{name}.pt"
+    others = sum(p.stat().st_size for p in PUBLISHED_DIR.glob("*.pt") if p.name != f"{name}.pt")
+    if others + source.stat().st_size > BUDGET_BYTES:
+        parser.error(f"publishing {source.stat().st_size / 1e6:.1f} MB would exceed the 150 MB budget "
+                     f"({others / 1e6:.1f} MB published)")
+    command = f"python scripts/train.py {args.model} --profile {args.profile} --hours 2.5 (until saved); " \
+              f"python scripts/publish_model.py {args.model} --profile {args.profile}" + \
+              (" --half" if args.half else "")
+    entry = registry_entry(name, release_url(name), command, directory=source.parent)
+    PUBLISHED_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, PUBLISHED_DIR / f"{name}.pt")
+    assert sha256_file(PUBLISHED_DIR / f"{name}.pt") == entry["sha256"]
+    registry = json.loads(REGISTRY_PATH.read_text())
+    registry["artifacts"] = dict(sorted({**registry["artifacts"], name: entry}.items()))
+    REGISTRY_PATH.write_text(json.dumps(registry, indent=2) + "\n")
+    load_registry()  # the schema still holds
+    print(f"published {name}: results/models/{name}.pt ({entry['size'] / 1e6:.1f} MB, SHA-256 {entry['sha256']}); "
+          f"entry in course_lib/course/registry.json; commit both, and tag {COURSE_REF} at release")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Every model published in the repository (course_lib/course/registry.json, files in results/models/) is
+present, matches its SHA-256 and size, fits the 150 MB budget, and loads into its chapter's recipe model
+(same profile, same model config) through the chapter's own train-or-load, without training."""
+
+import json
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from dataclasses import asdict
+from torch import nn
+
+from helpers import perturbed
+
+import course_lib.course.registry as registry
+from course_lib.course.artifacts import load_artifact, save_artifact, sha256_file
+from course_lib.models.unet import UNet
+from course_lib.course.profiles import get_profile
+from course_lib.recipes import ch02_vae, ch03_ddpm, ch05_cfg, ch06_ldm, ch07_dit, ch08_flow, ch09_lcm, common
+
+MODELS = {name: fn for chapter in (ch02_vae, ch03_ddpm, ch05_cfg, ch06_ldm, ch07_dit, ch08_flow, ch09_lcm)
+          for name, fn in chapter.MODELS.items()}
+BUDGET_BYTES = 150 * 10**6
+
+
+def file_problems(entries: dict, folder: Path) -> list[str]:
+    """What is wrong with the published files of ``entries`` in ``folder`` (empty when all is well)."""
+    problems = []
+    for name, entry in entries.items():
+        path = folder / f"{name}.pt"
+        if not path.exists():
+            problems.append(f"{name}: {path} is missing")
+        elif path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
+            problems.append(f"{name}: {path} does not match its registry entry (size or SHA-256)")
+        base, _, profile = name.rpartition("-")
+        if base not in MODELS or profile not in ("smoke", "laptop", "colab", "full"):
+            problems.append(f"{name}: no chapter recipe trains {base!r} in profile {profile!r}")
+    total = sum(p.stat().st_size for p in folder.glob("*.pt")) if folder.exists() else 0
+    if total > BUDGET_BYTES:
+        problems.append(f"published files take {total / 1e6:.1f} MB, over the 150 MB budget")
+    return problems
+
+
+def test_every_registered_file_is_present_and_matches():
+    assert not file_problems(registry.load_registry(), registry.PUBLISHED_DIR)
+
+
+def test_the_check_catches_a_missing_or_changed_file(tmp_path):
+    model = nn.Linear(3, 2)
+    save_artifact("ch03_unet-laptop", model, {"n_in": 3}, profile="laptop", produced_by="test", directory=tmp_path)
+    entry = registry.registry_entry("ch03_unet-laptop", "https://example.invalid/x.pt", "cmd", directory=tmp_path)
+    entries = {"ch03_unet-laptop": entry, "ch99_nothing-laptop": {**entry}}
+    problems = file_problems(entries, tmp_path)
+    assert problems == ["ch99_nothing-laptop: " + str(tmp_path / "ch99_nothing-laptop.pt") + " is missing",
+                        "ch99_nothing-laptop: no chapter recipe trains 'ch99_nothing' in profile 'laptop'"]
+    (tmp_path / "ch03_unet-laptop.pt").write_bytes(b"changed")
+    assert "does not match its registry entry" in file_problems({"ch03_unet-laptop": entry}, tmp_path)[0]
+
+
+@pytest.mark.parametrize("name", sorted(registry.load_registry()) or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no model is published yet: nothing to load (the file checks above still run)"))])
+def test_each_published_model_loads_into_its_recipe_without_training(name, cache, monkeypatch):
+    monkeypatch.setattr(common, "load_cifar10", lambda *a, **k: pytest.fail(f"{name}: trained instead of loading"))
+    monkeypatch.setattr(registry, "download_file", lambda *a, **k: pytest.fail(f"{name}: downloaded, not the copy"))
+    base, _, profile = name.rpartition("-")
+    model, meta = MODELS[base](get_profile(profile))  # checks profile and model config against the recipe
+    assert meta["sha256"] == registry.load_registry()[name]["sha256"]
+
+
+def test_the_checkout_copy_is_used_before_a_download(tmp_path, monkeypatch):
+    """resolve_artifact: cache empty, registry entry present, file in the published folder: copied, checked."""
+    model = nn.Linear(3, 2)
+    published = tmp_path / "published"
+    save_artifact("lin-laptop", model, {"n_in": 3}, profile="laptop", produced_by="test", directory=published)
+    entry = registry.registry_entry("lin-laptop", "https://example.invalid/lin.pt", "cmd", directory=published)
+    (published / "lin-laptop.json").unlink()
+    monkeypatch.setattr(registry, "PUBLISHED_DIR", published)
+    monkeypatch.setattr(registry, "download_file", lambda *a, **k: pytest.fail("downloaded instead of the copy"))
+    cache = tmp_path / "cache"
+    loaded, meta = registry.resolve_artifact("lin-laptop", lambda c: nn.Linear(c["n_in"], 2), directory=cache,
+                                             registry={"lin-laptop": entry}, allow_download=False)
+    assert (loaded.weight == model.weight).all() and meta["source"] == entry["url"]
+    (cache / "lin-laptop.pt").unlink()
+    (cache / "lin-laptop.json").unlink()
+    (published / "lin-laptop.pt").write_bytes(b"not the registered file")
+    with pytest.raises(registry.ArtifactError, match="published copy and course_lib/course/registry.json disagree"):
+        registry.resolve_artifact("lin-laptop", lambda c: nn.Linear(c["n_in"], 2), directory=cache,
+                                  registry={"lin-laptop": entry})
+    assert json.loads(json.dumps(entry))["storage"] == "as trained"
+
+
+def _publish_script():
+    spec = importlib.util.spec_from_file_location("publish_model", Path(__file__).parents[2] / "scripts/publish_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_float16_storage_halves_the_file_and_rounds_only(tmp_path):
+    """What publish_model.py --half stores: float16 weights (half the bytes) that load back into the float32
+    model rounded to float16 and nothing else; its sampling check compares the two models' DDIM samples."""
+    script = _publish_script()
+    recipe = {"unet": "tiny", "schedule": "linear", "num_steps": 1000}
+    torch.manual_seed(0)
+    model = perturbed(UNet(ch03_ddpm.unet_config(recipe)), scale=0.01).eval()
+    config = {"model": asdict(model.config), "recipe": recipe}
+    full = save_artifact("u", model, config, profile="smoke", produced_by="test", directory=tmp_path / "a")
+    half = save_artifact("u", model, config, profile="smoke", produced_by="test", directory=tmp_path / "b", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, meta = load_artifact("u", ch03_ddpm._build_unet, directory=tmp_path / "b")
+    assert meta["storage"] == "float16" and next(loaded.parameters()).dtype == torch.float32
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        torch.testing.assert_close(b, a.half().float() if a.is_floating_point() else a, rtol=0, atol=0, msg=k)
+    assert script.sampling_difference(model, model, recipe) == 0
+    assert script.sampling_difference(model, loaded, recipe) > 0  # measured and printed by the script
