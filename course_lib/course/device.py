@@ -5,21 +5,49 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 
 import numpy as np
 import torch
 
 
+DEVICE_ENV = "COURSE_DEVICE"
+DEVICE_CHOICES = "cpu, cuda, cuda:N (N = 0, 1, ...), mps"
+
+
 def default_device() -> torch.device:
     """CUDA if present, else Apple's MPS, else CPU. ``COURSE_DEVICE`` overrides (e.g. ``cpu``)."""
-    override = os.environ.get("COURSE_DEVICE")
-    if override:
-        return torch.device(override)
+    override = os.environ.get(DEVICE_ENV)
+    if override and override.strip():
+        return _device_from_env(override)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _device_from_env(value: str) -> torch.device:
+    """The device ``COURSE_DEVICE`` names, with an error naming the variable if it is not a valid choice
+    or that device is not available here."""
+    name = value.strip().lower()
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise ValueError(f"{DEVICE_ENV}={value!r} is not a device; expected one of {DEVICE_CHOICES}. "
+                         f"Example: {DEVICE_ENV}=cpu (or unset it to pick the best device present)")
+    fix = f"set {DEVICE_ENV}=cpu, or unset {DEVICE_ENV} to pick the best device present"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{DEVICE_ENV}={name} but CUDA is not available here (no NVIDIA GPU visible, "
+                               f"or this torch build has no CUDA: torch {torch.__version__}); {fix}")
+        index, count = int(name.partition(":")[2] or 0), torch.cuda.device_count()
+        if index >= count:
+            valid = "cuda:0" if count == 1 else f"one of cuda:0 to cuda:{count - 1}"
+            raise RuntimeError(f"{DEVICE_ENV}={name} but this machine has {count} CUDA device(s): "
+                               f"use {valid}, or {fix}")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise RuntimeError(f"{DEVICE_ENV}=mps but Apple's MPS is not available here (it needs an Apple-silicon "
+                           f"Mac and a torch build with MPS); {fix}")
+    return torch.device(name)
 
 
 def describe_hardware(device: torch.device | str) -> str:

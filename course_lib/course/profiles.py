@@ -84,4 +84,15 @@ def show_setup(chapter: str, plan: dict[str, Any], profile: Profile | None = Non
         "Plan at this profile:",
     ]
     lines += [f"  - {key}: {value}" for key, value in plan.items()]
+    if profile.name in GPU_PROFILES and torch.device(device).type == "cpu":
+        lines += ["", _cpu_warning(profile)]
     print("\n".join(lines))
+
+
+GPU_PROFILES = ("colab", "full")  # sized for a GPU: hours or days on a CPU
+
+
+def _cpu_warning(profile: Profile) -> str:
+    return (f"WARNING: the {profile.name} profile is sized for a GPU, but this run is on a CPU: it will be very "
+            f"slow (hours or more).\n  In Colab, pick a GPU: Runtime > Change runtime type > T4 GPU, then run "
+            f"the notebook again.\n  Without a GPU, set {ENV_VAR}=laptop (or {ENV_VAR}=smoke for a quick check).")

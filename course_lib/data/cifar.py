@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..course.paths import cache_dir
+from ..course.paths import cache_dir, expand_path
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -59,11 +59,31 @@ def _missing_data_error(split: str, tried: str) -> RuntimeError:
     )
 
 
-def _image_folder(root: Path, split: str) -> Path | None:
+def _image_folder(root: Path, split: str) -> tuple[Path | None, str]:
+    """The ``split`` folder with all ten class folders under ``root`` (or None), and a description of any
+    ``split`` folder found with class folders missing (or "")."""
+    incomplete = []
     for cand in (root / split, root / "cifar10-jpeg" / split):
-        if cand.is_dir() and all((cand / c).is_dir() for c in CIFAR10_CLASSES):
-            return cand
-    return None
+        if cand.is_dir():
+            missing = [c for c in CIFAR10_CLASSES if not (cand / c).is_dir()]
+            if not missing:
+                return cand, ""
+            incomplete.append(f"{cand} (the {split} split) is missing the class folders {missing}")
+    return None, "; ".join(incomplete)
+
+
+def _files_fingerprint(folder: Path, subfolders: tuple[str, ...] = ("",)) -> str:
+    """A hash of the listing of ``folder``'s ``subfolders``: every file's relative path, size and modification
+    time (one stat per file, no contents read), so adding, removing or replacing a file changes it."""
+    h = hashlib.sha256()
+    for sub in subfolders:
+        for dirpath, dirnames, filenames in os.walk(folder / sub, followlinks=True):  # as ImageFolder walks
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, folder)
+            for name in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{rel}/{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def _subset_indices(n: int, subset: int | None) -> torch.Tensor:
@@ -85,7 +105,12 @@ def _decode_folder(folder: Path, subset: int | None) -> tuple[torch.Tensor, torc
     samples = [ds.samples[j] for j in _subset_indices(len(ds.samples), subset).tolist()]
 
     def decode(path: str) -> torch.Tensor:
-        img = torch.from_numpy(np.array(ds.loader(path))).permute(2, 0, 1)  # PIL RGB (H, W, 3) -> (3, H, W) uint8
+        try:
+            pixels = np.array(ds.loader(path))  # PIL RGB (H, W, 3)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL: truncated file, broken stream, not an image
+            raise RuntimeError(f"{path} could not be decoded ({type(exc).__name__}: {exc}): the file is damaged "
+                               f"(truncated or not an image); copy it again from the source, or delete it") from exc
+        img = torch.from_numpy(pixels).permute(2, 0, 1)  # (3, H, W) uint8
         if img.shape != (3, 32, 32):
             raise RuntimeError(f"{path} decodes to shape {tuple(img.shape)}, expected (3, 32, 32)")
         return img
@@ -110,20 +135,27 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
     """CIFAR-10 ``split`` ("train" or "test") as uint8 tensors on the CPU, cached after the first call.
 
     ``subset``: keep this many images, evenly spread over the split (class-balanced).
-    ``root`` (else ``$COURSE_DATA``): a local copy; without one, torchvision downloads CIFAR-10.
+    ``root`` (else ``$COURSE_DATA``; ``~`` and ``$VAR`` expanded): a local copy; without one, torchvision
+    downloads CIFAR-10. The cache of a local copy is keyed on its files' paths, sizes and modification
+    times: adding, removing or replacing a file decodes the folder again.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    root = root or os.environ.get(DATA_ENV) or None
+    what, root = ("root", root) if root else (DATA_ENV, os.environ.get(DATA_ENV) or None)
+    files = ""  # a fingerprint of the local files, so that the cache follows changes to them
     if root is not None:
-        root = Path(root).expanduser()
-        folder = _image_folder(root, split)
+        root = expand_path(root, what)  # ~ and $VAR, as a shell would
+        folder, incomplete = _image_folder(root, split)
         if folder is not None:
             source, source_id = f"image folder {folder} (JPEG copy: lossy, see its README)", "cifar10-jpeg"
             loader = lambda: _decode_folder(folder, subset)  # noqa: E731
+            files = _files_fingerprint(folder, CIFAR10_CLASSES)
         elif (root / "cifar-10-batches-py").is_dir():
             source, source_id = f"torchvision CIFAR10 at {root}", "cifar10"
             loader = lambda: _torchvision(root, split, subset, download=False)  # noqa: E731
+            files = _files_fingerprint(root / "cifar-10-batches-py")
+        elif incomplete:
+            raise _missing_data_error(split, f"{incomplete}, and {root} has no cifar-10-batches-py")
         else:
             raise _missing_data_error(split, f"{root} has neither {split}/<class>/ folders nor cifar-10-batches-py")
     else:
@@ -136,7 +168,7 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
             except (RuntimeError, OSError) as exc:  # no internet, or download=False with nothing there
                 raise _missing_data_error(split, f"torchvision could not load or download it ({exc})") from exc
 
-    key = hashlib.sha256(f"{source}|{split}|{subset}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{source}|{split}|{subset}|{files}".encode()).hexdigest()[:12]
     cache = cache_dir() / "data" / f"{source_id}-{split}-{subset or 'all'}-{key}.pt"
     if cache.exists():
         images, labels = torch.load(cache, weights_only=True).values()

@@ -60,6 +60,34 @@ def _check_uint8_images(images: torch.Tensor) -> None:
         raise TypeError(f"{expected}, got {got}; convert floats in [-1, 1] with course_lib.data.to_uint8")
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"{expected}, got shape {tuple(images.shape)}")
+    _check_plausible_range(images)
+
+
+RANGE_CHECK_MIN_IMAGES = 16  # a range is judged only on this many images: a few dark or bright ones are real
+
+
+def _check_plausible_range(images: torch.Tensor) -> None:
+    """Catches a batch of uint8 images whose values betray a wrong conversion from floats: only 0 and 1 with
+    some 1s (floats in [0, 1] cast with .to(torch.uint8)) is refused; all black, or only 128..255 (floats in
+    [0, 1] given to to_uint8, which expects [-1, 1]), is warned about, since a poor model can make such
+    samples. One min/max pass; batches under RANGE_CHECK_MIN_IMAGES are not judged."""
+    n = images.shape[0]
+    if n < RANGE_CHECK_MIN_IMAGES:
+        return
+    lo, hi = (v.item() for v in torch.aminmax(images))
+    if hi == 1:
+        raise ValueError(f"all {n:,} images hold only 0/1 values, expected uint8 images in 0..255: floats cast "
+                         f"with .to(torch.uint8) or .byte() give this; convert floats in [-1, 1] with "
+                         f"course_lib.data.to_uint8 (floats in [0, 1] with to_uint8(2 * x - 1))")
+    if hi == 0:
+        warnings.warn(f"all {n:,} images are black (every value 0): if they were converted from floats, check the "
+                      f"range (course_lib.data.to_uint8 expects [-1, 1]); otherwise their FID says little",
+                      stacklevel=3)
+    elif lo >= 128:
+        warnings.warn(f"all {n:,} images hold values only in 128..255 (min {lo}), where images use 0..255: "
+                      f"to_uint8 of floats in [0, 1] gives this, as it expects [-1, 1]; convert floats in [0, 1] "
+                      f"with course_lib.data.to_uint8(2 * x - 1). (Real or sampled images that are all bright "
+                      f"would give it too.)", stacklevel=3)
 
 
 class InceptionFeatures(nn.Module):
@@ -215,6 +243,7 @@ def reference_stats(images_uint8: torch.Tensor, name: str, cache_dir: str | Path
                              f"({stored['protocol']}), but {len(images_uint8):,} images named {name!r} were given "
                              f"({PROTOCOL}); delete the file to recompute")
         return FIDReference(name, stored["mu"], stored["sigma"], stored["num_images"])
+    _check_uint8_images(images_uint8)  # before any work, whatever the feature network
     extract = features if features is not None else _default_features()
     mu, sigma = feature_stats(extract(images_uint8, batch_size=batch_size))
     mu, sigma = mu.cpu(), sigma.cpu()
@@ -234,6 +263,7 @@ def fid(samples_uint8: torch.Tensor, ref_mu: torch.Tensor, ref_sigma: torch.Tens
     distance goes through the samples' N x N factor (``frechet_distance``'s ``factor1``): the same
     value, without 2048 x 2048 eigen-decompositions.
     """
+    _check_uint8_images(samples_uint8)  # before any work, whatever the feature network
     extract = features if features is not None else _default_features()
     feats = extract(samples_uint8, batch_size=batch_size).double()  # (N, D)
     mu, sigma = feature_stats(feats)

@@ -223,9 +223,11 @@ class TimestepEmbedder(nn.Module):
 
 # ---- the model ----------------------------------------------------------------------------------
 
-def check_inputs(config, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
-    """The U-Net's input checks, with the same messages, for a DiTConfig (input_size is the side length)."""
-    check_denoiser_inputs(config, x_t, t, y, config.input_size)
+def check_inputs(config, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None,
+                 dtype: torch.dtype | None = None) -> None:
+    """The U-Net's input checks, with the same messages, for a DiTConfig (input_size is the side length;
+    ``dtype``: the model's parameter dtype, which x_t must have outside autocast)."""
+    check_denoiser_inputs(config, x_t, t, y, config.input_size, dtype)
 
 
 class DiT(nn.Module):
@@ -280,7 +282,7 @@ class DiT(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x_t (B, C, S, S), t (B,) steps (int or float), y (B,) integer labels or None -> (B, C, S, S)."""
-        check_inputs(self.config, x_t, t, y)
+        check_inputs(self.config, x_t, t, y, self.x_embedder.weight.dtype)
         x = self.x_embedder(x_t).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D)
         c = self.condition(t, y, x_t.dtype)  # (B, D); x_t's dtype, as the U-Net (float32 under autocast)
         for block in self.blocks:

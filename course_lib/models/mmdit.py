@@ -36,7 +36,7 @@ from torch.nn import functional as F
 
 from .dit import (MLP, FinalLayer, TimestepEmbedder, _layer_norm, merge_heads, modulate, sincos_pos_embed_2d,
                   split_heads, unpatchify)
-from .unet import check_denoiser_inputs
+from .unet import check_denoiser_inputs, check_float_input
 
 
 @dataclass(frozen=True)
@@ -184,10 +184,12 @@ class MMDiT(nn.Module):
 
     def _check_inputs(self, x_t, t, context, context_mask) -> None:
         c = self.config
-        check_denoiser_inputs(c, x_t, t, None, c.input_size)
+        dtype = self.x_embedder.weight.dtype
+        check_denoiser_inputs(c, x_t, t, None, c.input_size, dtype)
         B = x_t.shape[0]
         if context.ndim != 3 or context.shape[0] != B or context.shape[2] != c.context_dim:
             raise ValueError(f"context must have shape ({B}, L, {c.context_dim}), got {tuple(context.shape)}")
+        check_float_input("context", context, dtype)
         if context_mask is not None and (context_mask.dtype != torch.bool or context_mask.shape != context.shape[:2]):
             raise ValueError(f"context_mask must be a bool tensor of shape {tuple(context.shape[:2])} (True = a real "
                              f"token), got {context_mask.dtype} {tuple(context_mask.shape)}")

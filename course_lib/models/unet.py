@@ -31,11 +31,13 @@ or unconditional U-Net of chapters 3-5.
 """
 
 from __future__ import annotations
+
 from dataclasses import dataclass
+
 import torch
 from torch import nn
-from .embeddings import sinusoidal_embedding
 
+from .embeddings import sinusoidal_embedding
 from .unet_blocks import Block, Downsample, ResBlock, Upsample, _norm, _zero
 
 
@@ -116,14 +118,31 @@ class UNetConfig:
         return cls(**overrides)
 
 
-def check_denoiser_inputs(config, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, image_size: int) -> None:
-    """A clear error unless x_t is (B, config.in_channels, image_size, image_size), t a (B,) tensor and y None or
-    (B,) integer labels of a class-conditional config (``num_classes`` set; label num_classes = null class).
+def check_float_input(name: str, x: torch.Tensor, dtype: torch.dtype | None) -> None:
+    """A clear error unless ``x`` is a float tensor of the model's parameter ``dtype`` (None: any float). Under
+    ``torch.autocast`` every layer casts its input itself, so only the float check applies there."""
+    if not x.is_floating_point():
+        fix = ("convert uint8 images with course_lib.data.to_float (0..255 -> [-1, 1])" if x.dtype == torch.uint8
+               else "convert it to floats, e.g. course_lib.data.to_float for uint8 images")
+        raise TypeError(f"{name} must be a float tensor (the model's dtype, {dtype or torch.float32}), "
+                        f"got {x.dtype}; {fix}")
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name} is {x.dtype} but the model's parameters are {dtype}: cast the input with "
+                        f"{name}.to({dtype}) (or the model with model.to({x.dtype})); for mixed precision keep "
+                        f"{name} in {dtype} and run the model under torch.autocast")
+
+
+def check_denoiser_inputs(config, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, image_size: int,
+                          dtype: torch.dtype | None = None) -> None:
+    """A clear error unless x_t is (B, config.in_channels, image_size, image_size) floats of the model's
+    parameter ``dtype`` (``check_float_input``), t a (B,) tensor and y None or (B,) integer labels in
+    [0, num_classes] of a class-conditional config (``num_classes`` set; label num_classes = null class).
     Shared by the denoisers with ``model(x_t, t, y)``: the U-Net and DiT (and MMDiT, for x_t and t)."""
     c = config
     expected = (c.in_channels, image_size, image_size)
     if x_t.ndim != 4 or tuple(x_t.shape[1:]) != expected:
         raise ValueError(f"x_t must have shape (B, {', '.join(map(str, expected))}), got {tuple(x_t.shape)}")
+    check_float_input("x_t", x_t, dtype)
     B = x_t.shape[0]
     if not isinstance(t, torch.Tensor) or t.shape != (B,):
         got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
@@ -132,9 +151,13 @@ def check_denoiser_inputs(config, x_t: torch.Tensor, t: torch.Tensor, y: torch.T
         return
     if getattr(c, "num_classes", None) is None:
         raise ValueError(f"y was given to an unconditional model ({type(c).__name__}.num_classes is None)")
+    expected = f"y must be an integer tensor of shape ({B},) with labels in [0, {c.num_classes}] ({c.num_classes} = null class)"
     if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"y must be an integer tensor of shape ({B},) with labels in [0, {c.num_classes}] "
-                         f"({c.num_classes} = null class), got {y.dtype} {tuple(y.shape)}")
+        raise ValueError(f"{expected}, got {y.dtype} {tuple(y.shape)}")
+    bad = (y < 0) | (y > c.num_classes)
+    if bad.any():  # else nn.Embedding's bare IndexError (or a device-side assert on a GPU)
+        raise ValueError(f"{expected}, got {y[bad].unique().tolist()[:10]}; labels come from the dataset's "
+                         f"0..{c.num_classes - 1}, or are {c.num_classes} to drop the label (classifier-free guidance)")
 
 
 class UNet(nn.Module):
@@ -200,7 +223,7 @@ class UNet(nn.Module):
         return self.out(h)
 
     def _check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
-        check_denoiser_inputs(self.config, x_t, t, y, self.config.image_size)
+        check_denoiser_inputs(self.config, x_t, t, y, self.config.image_size, self.conv_in.weight.dtype)
 
     def _check_context(self, x_t: torch.Tensor, context: torch.Tensor | None, mask: torch.Tensor | None) -> None:
         D = self.config.context_dim
@@ -216,6 +239,7 @@ class UNet(nn.Module):
         if context.ndim != 3 or context.shape[0] != B or context.shape[2] != D or not context.is_floating_point():
             raise ValueError(f"context must be a float tensor of shape ({B}, L, {D}), got {context.dtype} "
                              f"{tuple(context.shape)}")
+        check_float_input("context", context, self.conv_in.weight.dtype)
         if mask is not None and (mask.dtype != torch.bool or mask.shape != context.shape[:2]):
             raise ValueError(f"context_mask must be a bool tensor of shape {tuple(context.shape[:2])} (True = attend), "
                              f"got {mask.dtype} {tuple(mask.shape)}")

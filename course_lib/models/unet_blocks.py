@@ -4,8 +4,9 @@ down- and up-sampling (DDPM App. B; cross-attention as in LDM).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 import math
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F

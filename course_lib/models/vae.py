@@ -98,6 +98,11 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != self.config.image_channels:
             raise ValueError(f"expected images (B, {self.config.image_channels}, H, W), got {tuple(x.shape)}")
+        f, (H, W) = self.config.downsample_factor, x.shape[2:]
+        if H % f or W % f:  # otherwise the stride-2 convs round up and decode(encode(x)) has another size
+            raise ValueError(f"the VAE needs H and W divisible by its downsampling factor {f} "
+                             f"(2^(len(channel_mult) - 1), channel_mult={self.config.channel_mult}), got {H} x {W}; "
+                             f"crop or pad the images to a multiple of {f} (e.g. {H - H % f or f} x {W - W % f or f})")
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
