@@ -19,6 +19,8 @@ logged loss is the mean over ranks, and rank 0 alone writes checkpoints and show
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,7 +70,8 @@ class TrainConfig:
 
 
 class TrainingPaused(RuntimeError):
-    """Raised when ``time_limit`` ran out: the checkpoint holds step ``step`` of ``steps``."""
+    """Raised when ``time_limit`` ran out, or on Ctrl-C / SIGTERM during a checkpointed run: the checkpoint
+    holds step ``step`` of ``steps``."""
 
     def __init__(self, path: Path, step: int, steps: int, seconds_per_step: float):
         self.path, self.step, self.steps, self.seconds_per_step = path, step, steps, seconds_per_step
@@ -78,6 +81,26 @@ class TrainingPaused(RuntimeError):
 
 
 _DEADLINE: list[float] = []  # the innermost time_limit's end, as time.perf_counter()
+_SIGNALLED: list[int] = []  # signals received during a checkpointed run (handled at the end of the step)
+
+
+@contextmanager
+def _pause_on_signals(active: bool):
+    """While ``active`` (a checkpointed run, in the main thread): the first Ctrl-C or SIGTERM asks the loop to
+    save and pause at the end of the step; a second one interrupts at once, as usual."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def ask(signum, frame):
+        _SIGNALLED.append(signum)
+        signal.signal(signum, previous[signum])  # a second signal acts at once
+    previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _SIGNALLED.clear()
 
 
 @contextmanager
@@ -169,35 +192,36 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
         state.window = [w.item() for w in window]
         _save_on_main(path, step, model, ema, optimizer, scheduler, scaler, config, state, time.perf_counter() - t0)
 
-    for step in bar:
-        batch = dist.shard(next(batches), rank, world)  # (B/N, ...): this rank's rows of the global batch
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = compute_loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if config.grad_clip is not None:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        ema.update(model)
-        window.append(loss.detach())
-        at_log = (step + 1) % config.log_every == 0
-        if at_log or step + 1 == config.steps:  # a run's last, partial window is logged and kept for a resume
-            history.append((step + 1, dist.all_reduce_mean(torch.stack(window).float().mean()).item()))
-            bar.set_postfix(loss=f"{history[-1][1]:.4f}")
-            if at_log:
-                window.clear()
-        if config.snapshot_every and (step + 1) % config.snapshot_every == 0:
-            state.snapshots[step + 1] = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point()
-                                         else v.detach().cpu() for k, v in ema.model.state_dict().items()}
-        if path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            save(step + 1)
-        if _DEADLINE and step + 1 < config.steps and _past_deadline(device):
-            save(step + 1)
-            bar.close()
-            raise TrainingPaused(path, step + 1, config.steps, (time.perf_counter() - t0) / (step + 1 - start))
+    with _pause_on_signals(path is not None):
+        for step in bar:
+            batch = dist.shard(next(batches), rank, world)  # (B/N, ...): this rank's rows of the global batch
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss = compute_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            ema.update(model)
+            window.append(loss.detach())
+            at_log = (step + 1) % config.log_every == 0
+            if at_log or step + 1 == config.steps:  # a run's last, partial window is logged and kept for a resume
+                history.append((step + 1, dist.all_reduce_mean(torch.stack(window).float().mean()).item()))
+                bar.set_postfix(loss=f"{history[-1][1]:.4f}")
+                if at_log:
+                    window.clear()
+            if config.snapshot_every and (step + 1) % config.snapshot_every == 0:
+                state.snapshots[step + 1] = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point()
+                                             else v.detach().cpu() for k, v in ema.model.state_dict().items()}
+            if path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+                save(step + 1)
+            if (_DEADLINE or path is not None) and step + 1 < config.steps and _should_pause(device):
+                save(step + 1)
+                bar.close()
+                raise TrainingPaused(path, step + 1, config.steps, (time.perf_counter() - t0) / (step + 1 - start))
     bar.close()
     if path is not None and config.steps > start:
         save(config.steps)
@@ -207,7 +231,10 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
                        state.seconds + seconds, state.snapshots)
 
 
-def _past_deadline(device: torch.device) -> bool:
-    """Whether time_limit's time is up; under torchrun, on any rank (so that all ranks stop together)."""
-    late = torch.tensor(float(time.perf_counter() > _DEADLINE[-1]), device=device)
-    return dist.all_reduce_mean(late).item() > 0
+def _should_pause(device: torch.device) -> bool:
+    """Whether time_limit's time is up or a signal asked to stop; under torchrun, on any rank (so that all
+    ranks stop together)."""
+    local = bool(_SIGNALLED) or bool(_DEADLINE and time.perf_counter() > _DEADLINE[-1])
+    if dist.world_size() == 1:
+        return local
+    return dist.all_reduce_mean(torch.tensor(float(local), device=device)).item() > 0

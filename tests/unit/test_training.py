@@ -175,3 +175,31 @@ def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(tmp_path):
     train(_dropout_model(), loss_fn, stream(), _cfg(6, ckpt))
     with pytest.raises(ValueError, match="at step 6, past the 4 steps asked for"):
         train(_dropout_model(), loss_fn, stream(), _cfg(4, ckpt))
+
+
+def test_ctrl_c_during_a_checkpointed_run_saves_and_pauses(tmp_path):
+    """The first SIGINT (Ctrl-C, or a notebook's interrupt) or SIGTERM ends the step, saves, and raises
+    TrainingPaused; the resumed run equals one uninterrupted run."""
+    import os
+    import signal
+
+    def run(ckpt=None, interrupt_at=None):
+        torch.manual_seed(123)
+        stream, loss_fn = _noisy_stream()
+        calls = []
+
+        def interrupting_loss(model, batch):
+            calls.append(1)
+            if len(calls) == interrupt_at:
+                os.kill(os.getpid(), signal.SIGINT)  # delivered now; handled at the end of this step
+            return loss_fn(model, batch)
+        return train(_dropout_model(), interrupting_loss, stream(), _cfg(12, ckpt))
+    full = run()
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(TrainingPaused, match="paused at step 5 of 12"):
+        run(ckpt, interrupt_at=5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    resumed = run(ckpt)
+    assert resumed.steps_run == 7
+    for a, b in zip(resumed.model.parameters(), full.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
