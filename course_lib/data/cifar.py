@@ -38,7 +38,7 @@ class ImageData:
     images: torch.Tensor  # (N, 3, 32, 32) uint8
     labels: torch.Tensor  # (N,) int64, CIFAR-10's 0..9
     split: str
-    source: str  # where the pixels came from, for the reader
+    source: str  # where the pixels came from, by name (never a path of the machine), for the reader
     source_id: str  # short name for caches and FID references: "cifar10-jpeg" or "cifar10"
 
     def __len__(self) -> int:
@@ -145,13 +145,16 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
     files = ""  # a fingerprint of the local files, so that the cache follows changes to them
     if root is not None:
         root = expand_path(root, what)  # ~ and $VAR, as a shell would
+        by = f"named by {DATA_ENV}" if what == DATA_ENV else "given as the root argument"  # never the path
         folder, incomplete = _image_folder(root, split)
         if folder is not None:
-            source, source_id = f"image folder {folder} (JPEG copy: lossy, see its README)", "cifar10-jpeg"
+            source, source_id = f"a JPEG image folder {by} (lossy, see its README)", "cifar10-jpeg"
+            location = folder
             loader = lambda: _decode_folder(folder, subset)  # noqa: E731
             files = _files_fingerprint(folder, CIFAR10_CLASSES)
         elif (root / "cifar-10-batches-py").is_dir():
-            source, source_id = f"torchvision CIFAR10 at {root}", "cifar10"
+            source, source_id = f"torchvision's files in the folder {by}", "cifar10"
+            location = root
             loader = lambda: _torchvision(root, split, subset, download=False)  # noqa: E731
             files = _files_fingerprint(root / "cifar-10-batches-py")
         elif incomplete:
@@ -160,7 +163,7 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
             raise _missing_data_error(split, f"{root} has neither {split}/<class>/ folders nor cifar-10-batches-py")
     else:
         tv_root = cache_dir() / "cifar10"
-        source, source_id = f"torchvision CIFAR10 at {tv_root}", "cifar10"
+        source, source_id, location = "torchvision's download into COURSE_CACHE", "cifar10", tv_root
 
         def loader():
             try:
@@ -168,14 +171,14 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
             except (RuntimeError, OSError) as exc:  # no internet, or download=False with nothing there
                 raise _missing_data_error(split, f"torchvision could not load or download it ({exc})") from exc
 
-    key = hashlib.sha256(f"{source}|{split}|{subset}|{files}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{source}|{location}|{split}|{subset}|{files}".encode()).hexdigest()[:12]
     cache = cache_dir() / "data" / f"{source_id}-{split}-{subset or 'all'}-{key}.pt"
     if cache.exists():
         images, labels = torch.load(cache, weights_only=True).values()
     else:
         images, labels = loader()
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")  # one per process
         torch.save({"images": images, "labels": labels}, tmp)
         tmp.replace(cache)
     return ImageData(images, labels, split, source, source_id)

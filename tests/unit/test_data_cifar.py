@@ -37,6 +37,15 @@ def test_parent_folder_and_env_var_work_too(tiny_folder, monkeypatch):
     assert len(load_cifar10("test")) == 20
 
 
+def test_the_source_is_named_never_a_path_of_the_machine(tiny_folder, monkeypatch):
+    """What a page prints about the data (str(data), data.source) names it, never the build machine's path."""
+    monkeypatch.setenv("COURSE_DATA", str(tiny_folder))
+    data = load_cifar10("test")
+    assert str(tiny_folder.parent) not in str(data) and "named by COURSE_DATA" in data.source
+    assert "given as the root argument" in load_cifar10("test", root=tiny_folder).source
+    assert str(tiny_folder.parent) not in load_cifar10("test", root=tiny_folder).source
+
+
 def test_subset_is_class_balanced_and_cached(tiny_folder, monkeypatch):
     with pytest.raises(ValueError, match="subset must be between 1 and 30"):
         load_cifar10("train", subset=31, root=tiny_folder)
