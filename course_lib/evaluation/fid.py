@@ -207,10 +207,12 @@ class FIDResult:
     reference: str  # the reference set: data source and split
     reference_count: int | None = None  # images behind the reference statistics
     protocol: str = PROTOCOL
+    std: float | None = None  # bootstrap standard deviation over the samples (``fid(..., bootstrap=B)``)
 
     def __str__(self) -> str:
         ref = self.reference if self.reference_count is None else f"{self.reference}, {self.reference_count:,} images"
-        return f"FID {self.value:.2f} ({self.num_samples:,} samples vs {ref}; {self.protocol})"
+        value = f"{self.value:.2f}" if self.std is None else f"{self.value:.2f} ± {self.std:.2f}"
+        return f"FID {value} ({self.num_samples:,} samples vs {ref}; {self.protocol})"
 
 
 @dataclass(frozen=True)
@@ -255,19 +257,35 @@ def reference_stats(images_uint8: torch.Tensor, name: str, cache_dir: str | Path
 
 
 def fid(samples_uint8: torch.Tensor, ref_mu: torch.Tensor, ref_sigma: torch.Tensor, ref_name: str,
-        batch_size: int = 250, *, ref_count: int | None = None, features: Features | None = None) -> FIDResult:
+        batch_size: int = 250, *, ref_count: int | None = None, features: Features | None = None,
+        bootstrap: int = 0, seed: int = 0) -> FIDResult:
     """FID of (N, 3, H, W) uint8 samples against reference statistics (see ``reference_stats``).
 
     Computed on the samples' device. ``print`` the result: it states the sample count, the
     reference set and the resize protocol. With fewer samples than features (N < 2048) the
     distance goes through the samples' N x N factor (``frechet_distance``'s ``factor1``): the same
-    value, without 2048 x 2048 eigen-decompositions.
+    value, without 2048 x 2048 eigen-decompositions. With ``bootstrap`` = B > 1, ``std`` is the
+    standard deviation of the FID over B resamplings of the samples' features with replacement
+    (the spread a sweep's points must exceed to differ; the Inception network runs once).
     """
     _check_uint8_images(samples_uint8)  # before any work, whatever the feature network
+    if bootstrap == 1 or bootstrap < 0:
+        raise ValueError(f"bootstrap must be 0 (none) or at least 2 resamplings, got {bootstrap}")
     extract = features if features is not None else _default_features()
     feats = extract(samples_uint8, batch_size=batch_size).double()  # (N, D)
+    value = _fid_of_features(feats, ref_mu, ref_sigma)
+    std = None
+    if bootstrap:
+        g = torch.Generator().manual_seed(seed)
+        n = feats.shape[0]
+        draws = [_fid_of_features(feats[torch.randint(0, n, (n,), generator=g).to(feats.device)], ref_mu, ref_sigma)
+                 for _ in range(bootstrap)]
+        std = float(torch.tensor(draws, dtype=torch.float64).std())
+    return FIDResult(value, len(samples_uint8), ref_name, ref_count, std=std)
+
+
+def _fid_of_features(feats: torch.Tensor, ref_mu: torch.Tensor, ref_sigma: torch.Tensor) -> float:
     mu, sigma = feature_stats(feats)
     n, d = feats.shape
     factor = (feats - mu).T / (n - 1) ** 0.5 if n < d else None  # (D, N), sigma = factor @ factor.T
-    value = frechet_distance(mu, sigma, ref_mu, ref_sigma, factor1=factor)
-    return FIDResult(value, len(samples_uint8), ref_name, ref_count)
+    return frechet_distance(mu, sigma, ref_mu, ref_sigma, factor1=factor)

@@ -220,3 +220,26 @@ def test_fid_result_states_samples_and_reference():
     text = str(FIDResult(12.3449, 5000, "cifar10-jpeg train", 50_000))
     assert text == "FID 12.34 (5,000 samples vs cifar10-jpeg train, 50,000 images; pytorch-fid resize)"
     assert str(FIDResult(3.0, 10, "x")) == "FID 3.00 (10 samples vs x; pytorch-fid resize)"
+
+
+def test_fid_bootstrap_std_is_the_spread_over_resampled_features(tmp_path):
+    """std = the standard deviation of the FID over resamplings (with replacement) of the samples' features,
+    recomputed here by hand; it shrinks as the sample count grows, and it is printed with the value."""
+    g = torch.Generator().manual_seed(0)
+    ref = reference_stats(torch.randint(0, 256, (64, 3, 8, 8), generator=g, dtype=torch.uint8), "toy", tmp_path,
+                          features=_CountingFeatures())
+    small = torch.randint(0, 256, (24, 3, 8, 8), generator=g, dtype=torch.uint8)
+    result = fid(small, ref.mu, ref.sigma, "toy", features=_CountingFeatures(), bootstrap=30, seed=1)
+    feats = _CountingFeatures()(small).double()
+    gen = torch.Generator().manual_seed(1)
+    by_hand = []
+    for _ in range(30):
+        idx = torch.randint(0, 24, (24,), generator=gen)
+        mu, sigma = feature_stats(feats[idx])
+        by_hand.append(frechet_distance(mu, sigma, ref.mu, ref.sigma))
+    assert result.std == pytest.approx(float(torch.tensor(by_hand, dtype=torch.float64).std()), rel=1e-6)
+    large = torch.randint(0, 256, (400, 3, 8, 8), generator=g, dtype=torch.uint8)
+    assert fid(large, ref.mu, ref.sigma, "toy", features=_CountingFeatures(), bootstrap=30).std < result.std
+    assert "±" in str(result) and fid(small, ref.mu, ref.sigma, "toy", features=_CountingFeatures()).std is None
+    with pytest.raises(ValueError, match="bootstrap must be 0"):
+        fid(small, ref.mu, ref.sigma, "toy", features=_CountingFeatures(), bootstrap=1)
