@@ -4,6 +4,7 @@
     unet_config(recipe)                   the recipe's named UNetConfig
     train_ddpm(recipe, images, ...)       trains one epsilon-prediction U-Net (DDPM's simple loss)
     chapter3_unet(profile, device)        load the saved chapter 3 U-Net, or train and save it
+    sample_snapshots(snapshots, ...)      samples of the EMA snapshots kept while training (samples over training)
     MODELS                                name -> train-or-load function (scripts/train.py)
 """
 
@@ -15,10 +16,11 @@ from typing import Any
 import torch
 
 from ..course.profiles import Profile
-from ..data.cifar import image_batches
+from ..data.cifar import image_batches, to_uint8
 from ..models.unet import UNet, UNetConfig
 from ..process.diffusion import EpsilonLoss
 from ..process.schedules import make_schedule
+from ..samplers.ddim import ddim_sample, timesteps
 from ..training.loop import TrainResult, train
 from .common import _model_fields, _train_or_load, train_config
 
@@ -60,6 +62,24 @@ def train_ddpm(recipe: dict[str, Any], images: torch.Tensor, *, loss_fn=None, st
     labels = labels.to(images.device) if labels is not None else None
     batches = image_batches(images, recipe["batch"], labels=labels, generator=gen)
     return train(model, loss_fn or EpsilonLoss(schedule), batches, train_config(recipe, steps, progress, checkpoint_path))
+
+
+@torch.no_grad()
+def sample_snapshots(snapshots: dict[int, dict[str, torch.Tensor]], config: UNetConfig, recipe: dict[str, Any],
+                     num_images: int = 16, num_steps: int = 50, seed: int = 0,
+                     device: torch.device | str = "cpu") -> dict[int, torch.Tensor]:
+    """Samples of the model at each EMA snapshot (step -> weights, as ``TrainResult.snapshots`` and the
+    checkpoints keep them): uint8 (num_images, 3, 32, 32) per step, all from the same noise, with DDIM
+    (eta 0, trailing spacing, ``num_steps`` steps) on the recipe's schedule: "samples over training"."""
+    schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
+    steps = timesteps(recipe["num_steps"], num_steps, "trailing")
+    noise = torch.randn(num_images, 3, 32, 32, generator=torch.Generator().manual_seed(seed)).to(device)
+    model = UNet(config).to(device).eval()
+    out = {}
+    for step, weights in sorted(snapshots.items()):
+        model.load_state_dict(weights)  # float16 snapshots are cast to the model's float32
+        out[step] = to_uint8(ddim_sample(model, schedule, noise, steps))
+    return out
 
 
 def _build_unet(config: dict[str, Any]) -> UNet:

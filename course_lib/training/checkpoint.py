@@ -29,6 +29,7 @@ class _State:
     seconds: float = 0.0
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     window: list[float] = field(default_factory=list)  # losses of the log window in progress
+    marks: dict[int, float] = field(default_factory=dict)  # snapshot step -> training seconds up to it
 
 
 def _save_on_main(path: Path, *state) -> None:
@@ -55,6 +56,7 @@ def save_checkpoint(path: Path, step: int, model: nn.Module, ema: EMA, optimizer
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "history": state.history, "rng": _rng_state(device),
         "seconds": state.seconds + seconds, "snapshots": state.snapshots, "window": state.window,
+        "marks": state.marks,
         "config": {k: str(v) if isinstance(v, os.PathLike) else v for k, v in asdict(config).items()},
     }
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -92,7 +94,8 @@ def load_checkpoint(path: Path, model: nn.Module, ema: EMA, optimizer, scheduler
     if dist.is_main():
         print(f"Resumed from {path} at step {state['step']:,}." + "".join(f"\n  {c}" for c in changes))
     return _State(state["step"], [tuple(h) for h in state["history"]], float(state.get("seconds", 0.0)),
-                  dict(state.get("snapshots", {})), list(state.get("window", [])))
+                  dict(state.get("snapshots", {})), list(state.get("window", [])),
+                  dict(state.get("marks", {})))
 
 
 def _apply_config_changes(saved: dict[str, Any], config: TrainConfig, optimizer, scheduler) -> list[str]:

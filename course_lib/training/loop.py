@@ -125,6 +125,7 @@ class TrainResult:
     steps_run: int = 0  # optimizer steps taken in this call
     total_seconds: float = 0.0  # wall time of all the calls that trained these weights (resumes included)
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # step -> fp16 EMA weights
+    snapshot_seconds: dict[int, float] = field(default_factory=dict)  # step -> training seconds up to it
 
 
 class _Loss(nn.Module):
@@ -216,6 +217,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
             if config.snapshot_every and (step + 1) % config.snapshot_every == 0:
                 state.snapshots[step + 1] = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point()
                                              else v.detach().cpu() for k, v in ema.model.state_dict().items()}
+                state.marks[step + 1] = state.seconds + time.perf_counter() - t0
             if path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
                 save(step + 1)
             if (_DEADLINE or path is not None) and step + 1 < config.steps and _should_pause(device):
@@ -228,7 +230,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
     model.eval()
     seconds = time.perf_counter() - t0
     return TrainResult(model, ema.model, history, seconds, max(config.steps - start, 0),
-                       state.seconds + seconds, state.snapshots)
+                       state.seconds + seconds, state.snapshots, state.marks)
 
 
 def _should_pause(device: torch.device) -> bool:

@@ -143,7 +143,8 @@ def test_time_limit_pauses_at_a_checkpoint_and_the_chunks_equal_one_run(tmp_path
     assert result.history == full.history  # the log window in progress is kept across pauses
     for a, b in zip(result.model.parameters(), full.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert sorted(result.snapshots) == [10, 20, 30]
+    assert sorted(result.snapshots) == [10, 20, 30] == sorted(result.snapshot_seconds)
+    assert 0 < result.snapshot_seconds[10] < result.snapshot_seconds[20] < result.snapshot_seconds[30]
     assert result.snapshots[30]["0.weight"].dtype == torch.float16
     torch.testing.assert_close(result.snapshots[30]["0.weight"].float(), result.ema[0].weight, atol=1e-3, rtol=1e-3)
     assert result.total_seconds >= result.seconds
