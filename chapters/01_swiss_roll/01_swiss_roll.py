@@ -28,9 +28,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import time
@@ -43,25 +51,35 @@ from course_lib.data import random_batches, swiss_roll
 from course_lib.process.diffusion import EpsilonLoss, add_noise, eps_to_score
 from course_lib.evaluation.metrics import sliced_wasserstein
 from course_lib.models import MLPConfig, MLPDenoiser
-from course_lib.book.plotting import animate, figure_png, frame_slider, scatter2d, small_multiples
+from course_lib.book.plotting import (animate, figure_png, frame_slider,
+                                      scatter2d, small_multiples)
 from course_lib.book.results import report
-from course_lib.samplers.ddpm import annealed_langevin_sample, ddpm_sample, ddpm_step
+from course_lib.samplers.ddpm import (annealed_langevin_sample, ddpm_sample,
+                                      ddpm_step)
 from course_lib.process.schedules import make_schedule
 from course_lib.training.loop import TrainConfig, train
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-P = profile.choose(  # every size this chapter uses, per profile: only sizes change, never the code path
-    smoke=dict(hidden=64, blocks=3, steps=3000, batch=256, train_points=20_000),
+# every size this chapter uses, per profile:
+# only sizes change, never the code path
+P = profile.choose(
+    smoke=dict(hidden=64, blocks=3, steps=3000, batch=256,
+               train_points=20_000),
     laptop=dict(hidden=128, blocks=4, steps=10_000, batch=512,
                 train_points=100_000),
-    colab=dict(hidden=128, blocks=4, steps=20_000, batch=1024, train_points=100_000),
-    full=dict(hidden=128, blocks=4, steps=20_000, batch=1024, train_points=100_000),
+    colab=dict(hidden=128, blocks=4, steps=20_000, batch=1024,
+               train_points=100_000),
+    full=dict(hidden=128, blocks=4, steps=20_000, batch=1024,
+              train_points=100_000),
 )
 course_lib.show_setup("1 · Diffusion on a swiss roll", {
-    "denoiser": f"MLP, {P['blocks']} residual blocks of width {P['hidden']}, fp32",
-    "training": f"{P['steps']} steps of batch {P['batch']}, twice (linear and cosine schedule)",
-    "evaluation": "2,000 samples against 2,000 fresh data points (sliced Wasserstein)",
+    "denoiser": f"MLP, {P['blocks']} residual blocks of width "
+                f"{P['hidden']}, fp32",
+    "training": f"{P['steps']} steps of batch {P['batch']}, twice "
+                "(linear and cosine schedule)",
+    "evaluation": "2,000 samples against 2,000 fresh data points "
+                  "(sliced Wasserstein)",
 }, profile, device)
 
 # %% [markdown]
@@ -97,10 +115,12 @@ plt.show()
 
 # %%
 T = 1000
-betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)  # DDPM Sec. 4: linear, float64
+# DDPM Sec. 4: linear, float64
+betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
 schedule = make_schedule("linear", T)
 torch.testing.assert_close(betas, schedule.betas)
-print(f"beta_1 = {betas[0]:.4g}, beta_T = {betas[-1]:.4g}; code index 0 holds step 1")
+print(f"beta_1 = {betas[0]:.4g}, beta_T = {betas[-1]:.4g}; "
+      "code index 0 holds step 1")
 
 # %% [markdown]
 # Running the chain step by step is slow. Because every step is Gaussian and linear in the
@@ -117,17 +137,23 @@ print(f"beta_1 = {betas[0]:.4g}, beta_T = {betas[-1]:.4g}; code index 0 holds st
 # the result's statistics with the closed form.
 
 # %%
-alpha_bar = torch.cumprod(1 - betas, dim=0)  # DDPM Eq. 4: alpha_bar_t = prod_s (1 - beta_s)
+# DDPM Eq. 4: alpha_bar_t = prod_s (1 - beta_s)
+alpha_bar = torch.cumprod(1 - betas, dim=0)
 torch.testing.assert_close(alpha_bar, schedule.alpha_bar)
 
-x0 = swiss_roll(20_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+x0 = swiss_roll(20_000, generator=torch.Generator().manual_seed(1),
+                dtype=torch.float64)
 x = x0.clone()
 chain = torch.Generator().manual_seed(2)
 for t in range(300):  # code steps 0..299 = math steps 1..300
-    x = (1 - betas[t]).sqrt() * x + betas[t].sqrt() * torch.randn(x.shape, generator=chain, dtype=torch.float64)
-closed = add_noise(schedule, x0, 299, torch.randn(x0.shape, generator=chain, dtype=torch.float64))
-print(f"after 300 steps, mean of x_t/x0 ratio: chain {(x * x0).mean() / (x0 * x0).mean():.3f}, "
-      f"closed form {(closed * x0).mean() / (x0 * x0).mean():.3f}, sqrt(alpha_bar) {alpha_bar[299].sqrt():.3f}")
+    x = (1 - betas[t]).sqrt() * x + betas[t].sqrt() * torch.randn(
+        x.shape, generator=chain, dtype=torch.float64)
+closed = add_noise(schedule, x0, 299, torch.randn(x0.shape, generator=chain,
+                                                  dtype=torch.float64))
+print(f"after 300 steps, mean of x_t/x0 ratio: "
+      f"chain {(x * x0).mean() / (x0 * x0).mean():.3f}, "
+      f"closed form {(closed * x0).mean() / (x0 * x0).mean():.3f}, "
+      f"sqrt(alpha_bar) {alpha_bar[299].sqrt():.3f}")
 torch.testing.assert_close(x.var(0), closed.var(0), rtol=0.03, atol=0.0)
 
 # %% [markdown]
@@ -146,7 +172,8 @@ torch.testing.assert_close(x.var(0), closed.var(0), rtol=0.03, atol=0.0)
 
 # %% tags=["solution"]
 def q_sample(x0, t, noise, alpha_bar):
-    a = alpha_bar[t][:, None]  # (B,) -> (B, 1), broadcasts over the D coordinates
+    # (B,) -> (B, 1), broadcasts over the D coordinates
+    a = alpha_bar[t][:, None]
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
@@ -169,7 +196,8 @@ check_q_sample(q_sample)
 show_steps = [0, 50, 100, 200, 400, 600, 999]
 noise = torch.randn(3000, 2, generator=torch.Generator().manual_seed(3))
 clouds = [add_noise(schedule, data[:3000].cpu(), t, noise) for t in show_steps]
-small_multiples(clouds, [f"$x_{{{t + 1}}}$" for t in show_steps], suptitle="Forward process, linear schedule")
+small_multiples(clouds, [f"$x_{{{t + 1}}}$" for t in show_steps],
+                suptitle="Forward process, linear schedule")
 plt.show()
 
 # %% [markdown]
@@ -181,9 +209,13 @@ slider_steps = list(range(0, 1000, 50)) + [999]
 frames = []
 for t in slider_steps:
     fig, ax = plt.subplots(figsize=(3.6, 3.6))
-    scatter2d(ax, add_noise(schedule, data[:3000].cpu(), t, noise), title=f"$x_t$ at t = {t + 1}")
+    scatter2d(ax, add_noise(schedule, data[:3000].cpu(), t, noise),
+              title=f"$x_t$ at t = {t + 1}")
     frames.append(figure_png(fig, dpi=70))
-frame_slider(frames, [f"t = {t + 1}: alpha_bar = {alpha_bar[t]:.3f}" for t in slider_steps], description="step t")
+frame_slider(frames,
+             [f"t = {t + 1}: alpha_bar = {alpha_bar[t]:.3f}"
+              for t in slider_steps],
+             description="step t")
 
 # %% [markdown]
 # ## Noise schedules: linear and cosine
@@ -203,14 +235,18 @@ frame_slider(frames, [f"t = {t + 1}: alpha_bar = {alpha_bar[t]:.3f}" for t in sl
 import math
 
 f = lambda u: math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
-cos_betas = torch.tensor([min(1 - f((i + 1) / T) / f(i / T), 0.999) for i in range(T)], dtype=torch.float64)
+cos_betas = torch.tensor(
+    [min(1 - f((i + 1) / T) / f(i / T), 0.999) for i in range(T)],
+    dtype=torch.float64)
 cosine = make_schedule("cosine", T)
-torch.testing.assert_close(cos_betas, cosine.betas)  # iDDPM Eq. 17, as course_lib computes it
+# iDDPM Eq. 17, as course_lib computes it
+torch.testing.assert_close(cos_betas, cosine.betas)
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 for name, sch in [("linear", schedule), ("cosine", cosine)]:
     axes[0].plot(range(1, T + 1), sch.alpha_bar, label=name)
-    axes[1].semilogy(range(1, T + 1), sch.alpha_bar / (1 - sch.alpha_bar), label=name)
+    axes[1].semilogy(range(1, T + 1), sch.alpha_bar / (1 - sch.alpha_bar),
+                     label=name)
 axes[0].set(title=r"signal fraction $\bar\alpha_t$", xlabel="step $t$")
 axes[1].set(title=r"SNR $\bar\alpha_t / (1-\bar\alpha_t)$", xlabel="step $t$")
 for ax in axes:
@@ -256,9 +292,11 @@ plt.show()
 # %% tags=["solution"]
 def posterior_mean(x0, x_t, t, alpha_bar):
     a_bar = alpha_bar[t][:, None]
-    a_bar_prev = torch.where(t > 0, alpha_bar[(t - 1).clamp(min=0)], torch.ones_like(alpha_bar[t]))[:, None]
+    a_bar_prev = torch.where(t > 0, alpha_bar[(t - 1).clamp(min=0)],
+                             torch.ones_like(alpha_bar[t]))[:, None]
     beta = 1 - a_bar / a_bar_prev
-    return (a_bar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - a_bar_prev) * x_t) / (1 - a_bar)
+    return (a_bar_prev.sqrt() * beta * x0
+            + (1 - beta).sqrt() * (1 - a_bar_prev) * x_t) / (1 - a_bar)
 
 
 # %% [markdown]
@@ -275,12 +313,16 @@ check_posterior_mean(posterior_mean)
 # `course_lib.samplers.ddpm.ddpm_step`, which later chapters use:
 
 # %%
-x_t, eps, z = torch.randn(3, 8, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+x_t, eps, z = torch.randn(3, 8, 2, generator=torch.Generator().manual_seed(4),
+                          dtype=torch.float64)
 t = 500
 tt = torch.full((8,), t)
-x0_hat = (x_t - (1 - alpha_bar[t]).sqrt() * eps) / alpha_bar[t].sqrt()  # DDPM Eq. 15
-var = (1 - alpha_bar[t - 1]) / (1 - alpha_bar[t]) * betas[t]  # beta_tilde, DDPM Eq. 7
-x_prev = posterior_mean(x0_hat, x_t, tt, alpha_bar) + var.sqrt() * z  # DDPM Algorithm 2, line 4
+# DDPM Eq. 15
+x0_hat = (x_t - (1 - alpha_bar[t]).sqrt() * eps) / alpha_bar[t].sqrt()
+# beta_tilde, DDPM Eq. 7
+var = (1 - alpha_bar[t - 1]) / (1 - alpha_bar[t]) * betas[t]
+# DDPM Algorithm 2, line 4
+x_prev = posterior_mean(x0_hat, x_t, tt, alpha_bar) + var.sqrt() * z
 torch.testing.assert_close(x_prev, ddpm_step(schedule, eps, t, x_t, z))
 print("✓ our ancestral step equals course_lib.samplers.ddpm.ddpm_step")
 
@@ -299,17 +341,24 @@ print("✓ our ancestral step equals course_lib.samplers.ddpm.ddpm_step")
 
 # %%
 torch.manual_seed(0)
-model = MLPDenoiser(MLPConfig(hidden=P["hidden"], num_blocks=P["blocks"])).to(device)
+model = MLPDenoiser(MLPConfig(hidden=P["hidden"],
+                              num_blocks=P["blocks"])).to(device)
 batch = data[:256]
 
 def simple_loss(model, x0, generator):
-    t = torch.randint(0, T, (x0.shape[0],), device=x0.device, generator=generator)
+    t = torch.randint(0, T, (x0.shape[0],), device=x0.device,
+                      generator=generator)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator)
-    return ((model(q_sample(x0, t, noise, schedule.alpha_bar.to(x0)), t) - noise) ** 2).mean()  # DDPM Eq. 14
+    return ((model(q_sample(x0, t, noise, schedule.alpha_bar.to(x0)), t)
+             - noise) ** 2).mean()  # DDPM Eq. 14
 
 gen = lambda: torch.Generator(device).manual_seed(5)
-torch.testing.assert_close(simple_loss(model, batch, gen()), EpsilonLoss(schedule)(model, batch, generator=gen()))
-print(f"✓ inline loss equals EpsilonLoss; the untrained model's loss is {EpsilonLoss(schedule)(model, batch).item():.2f} (≈ 1: it predicts noise of unit variance poorly)")
+torch.testing.assert_close(simple_loss(model, batch, gen()),
+                           EpsilonLoss(schedule)(model, batch,
+                                                 generator=gen()))
+print(f"✓ inline loss equals EpsilonLoss; the untrained model's loss is "
+      f"{EpsilonLoss(schedule)(model, batch).item():.2f} "
+      f"(≈ 1: it predicts noise of unit variance poorly)")
 
 # %% [markdown]
 # Now we train with the course's training loop (`course_lib.training.loop.train`): AdamW, a short
@@ -318,14 +367,20 @@ print(f"✓ inline loss equals EpsilonLoss; the untrained model's loss is {Epsil
 # about 20 seconds on a 2-core CPU in `smoke`.
 
 # %%
-config = TrainConfig(steps=P["steps"], lr=2e-3, warmup_steps=100, ema_decay=0.995, log_every=250)
-result = train(model, EpsilonLoss(schedule), random_batches(data, P["batch"], torch.Generator(device).manual_seed(6)), config)
+config = TrainConfig(steps=P["steps"], lr=2e-3, warmup_steps=100,
+                     ema_decay=0.995, log_every=250)
+result = train(model, EpsilonLoss(schedule),
+               random_batches(data, P["batch"],
+                              torch.Generator(device).manual_seed(6)),
+               config)
 steps, losses = zip(*result.history)
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(steps, losses)
-ax.set(title="training loss (mean over each 250 steps)", xlabel="step", ylabel="$L_\\mathrm{simple}$")
+ax.set(title="training loss (mean over each 250 steps)", xlabel="step",
+       ylabel="$L_\\mathrm{simple}$")
 plt.show()
-print(f"trained {result.steps_run} steps in {result.seconds:.1f} s on {device}; final loss {losses[-1]:.3f}")
+print(f"trained {result.steps_run} steps in {result.seconds:.1f} s "
+      f"on {device}; final loss {losses[-1]:.3f}")
 
 # %% [markdown]
 # ## Sampling
@@ -340,11 +395,14 @@ def sample_inline(model, x, generator):
     for t in reversed(range(T)):  # code steps T-1 .. 0 = math steps T .. 1
         eps = model(x, torch.full((x.shape[0],), t, device=x.device))
         z = torch.randn(x.shape, generator=generator, device=x.device)
-        x = ddpm_step(schedule, eps, t, x, z)  # DDPM Algorithm 2, lines 3-4 (no noise at the last step)
+        # DDPM Algorithm 2, lines 3-4 (no noise at the last step)
+        x = ddpm_step(schedule, eps, t, x, z)
     return x
 
 x_T = torch.randn(64, 2, device=device, generator=gen())
-torch.testing.assert_close(sample_inline(result.ema, x_T, gen()), ddpm_sample(result.ema, schedule, x_T, generator=gen()))
+torch.testing.assert_close(sample_inline(result.ema, x_T, gen()),
+                           ddpm_sample(result.ema, schedule, x_T,
+                                       generator=gen()))
 print("✓ the inline loop equals course_lib.samplers.ddpm.ddpm_sample")
 
 # %% [markdown]
@@ -353,11 +411,14 @@ print("✓ the inline loop equals course_lib.samplers.ddpm.ddpm_sample")
 
 # %%
 t0 = time.perf_counter()
-samples, trajectory = ddpm_sample(result.ema, schedule, torch.randn(2000, 2, device=device, generator=gen()),
-                                  generator=gen(), keep_every=25)
+samples, trajectory = ddpm_sample(
+    result.ema, schedule, torch.randn(2000, 2, device=device, generator=gen()),
+    generator=gen(), keep_every=25)
 sample_seconds = time.perf_counter() - t0
-labels = ["$x_T$ (noise)"] + [f"after step t = {t + 1}" for t in range(975, -1, -25)]
-animate(lambda ax, i: scatter2d(ax, trajectory[i], title=labels[i]), num_frames=len(trajectory),
+labels = ["$x_T$ (noise)"] + [f"after step t = {t + 1}"
+                              for t in range(975, -1, -25)]
+animate(lambda ax, i: scatter2d(ax, trajectory[i], title=labels[i]),
+        num_frames=len(trajectory),
         title="DDPM sampling: noise to swiss roll")
 
 # %% [markdown]
@@ -372,18 +433,29 @@ animate(lambda ax, i: scatter2d(ax, trajectory[i], title=labels[i]), num_frames=
 # %%
 def sw_to_data(x, repeats=5, seed=100):
     g = torch.Generator().manual_seed(seed)
-    return sum(sliced_wasserstein(x, swiss_roll(len(x), generator=g), generator=g) for _ in range(repeats)).item() / repeats
+    return sum(sliced_wasserstein(x, swiss_roll(len(x), generator=g),
+                                  generator=g)
+               for _ in range(repeats)).item() / repeats
 
-floor = sw_to_data(swiss_roll(2000, generator=torch.Generator().manual_seed(7)))
+floor = sw_to_data(swiss_roll(2000,
+                              generator=torch.Generator().manual_seed(7)))
 ddpm_sw = sw_to_data(samples)
 print(f"floor (true vs true):     SW = {floor:.4f}")
-print(f"DDPM samples vs true:     SW = {ddpm_sw:.4f}  = {ddpm_sw / floor:.2f} x floor")
-print(f"training took {result.seconds:.1f} s, sampling 2,000 points with 1,000 steps {sample_seconds:.1f} s ({profile.name} profile, {device})")
-assert ddpm_sw < 2 * floor, "the trained model should reach within 2x of the statistical floor"
+print(f"DDPM samples vs true:     SW = {ddpm_sw:.4f}  = "
+      f"{ddpm_sw / floor:.2f} x floor")
+print(f"training took {result.seconds:.1f} s, sampling 2,000 points with "
+      f"1,000 steps {sample_seconds:.1f} s ({profile.name} profile, "
+      f"{device})")
+assert ddpm_sw < 2 * floor, (
+    "the trained model should reach within 2x of the statistical floor")
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-scatter2d(axes[0], swiss_roll(2000, generator=torch.Generator().manual_seed(8)), title="true data")
-scatter2d(axes[1], samples, title=f"DDPM samples (SW = {ddpm_sw / floor:.2f} x floor)", color="C1")
+scatter2d(axes[0],
+          swiss_roll(2000, generator=torch.Generator().manual_seed(8)),
+          title="true data")
+scatter2d(axes[1], samples,
+          title=f"DDPM samples (SW = {ddpm_sw / floor:.2f} x floor)",
+          color="C1")
 plt.show()
 
 # %% [markdown]
@@ -437,18 +509,24 @@ check_score_from_eps(score_from_eps)
 # centre of mass; at low noise it points onto the spiral's arms.
 
 # %%
-grid = torch.stack(torch.meshgrid(torch.linspace(-2.4, 2.4, 25), torch.linspace(-2.4, 2.4, 25), indexing="xy"), -1).reshape(-1, 2).to(device)
+grid = torch.stack(torch.meshgrid(torch.linspace(-2.4, 2.4, 25),
+                                  torch.linspace(-2.4, 2.4, 25),
+                                  indexing="xy"), -1).reshape(-1, 2).to(device)
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
 for ax, t in zip(axes, [600, 150, 20]):
     tt = torch.full((len(grid),), t, device=device)
     with torch.no_grad():
         score = eps_to_score(schedule, result.ema(grid, tt), tt)
-    torch.testing.assert_close(score, score_from_eps(result.ema(grid, tt).detach(), tt, schedule.alpha_bar.to(grid)))
+    torch.testing.assert_close(
+        score, score_from_eps(result.ema(grid, tt).detach(), tt,
+                              schedule.alpha_bar.to(grid)))
     arrows = (score / score.norm(dim=1, keepdim=True).clamp(min=1e-6)).cpu()
     scatter2d(ax, data[:1500], color="0.7")
-    ax.quiver(grid[:, 0].cpu(), grid[:, 1].cpu(), arrows[:, 0], arrows[:, 1], score.norm(dim=1).log().cpu(), cmap="viridis", scale=30)
+    ax.quiver(grid[:, 0].cpu(), grid[:, 1].cpu(), arrows[:, 0], arrows[:, 1],
+              score.norm(dim=1).log().cpu(), cmap="viridis", scale=30)
     ax.set_title(f"t = {t + 1}")
-fig.suptitle("direction of the learned score (colour: log of its length) over the data (grey)")
+fig.suptitle("direction of the learned score (colour: log of its length) "
+             "over the data (grey)")
 plt.tight_layout()
 plt.show()
 
@@ -461,10 +539,13 @@ plt.show()
 
 # %%
 t0 = time.perf_counter()
-langevin = annealed_langevin_sample(result.ema, schedule, torch.randn(2000, 2, device=device, generator=gen()),
-                                    levels=list(range(999, -1, -10)), steps_per_level=10, step_scale=0.1, generator=gen())
+langevin = annealed_langevin_sample(
+    result.ema, schedule, torch.randn(2000, 2, device=device, generator=gen()),
+    levels=list(range(999, -1, -10)), steps_per_level=10, step_scale=0.1,
+    generator=gen())
 langevin_sw = sw_to_data(langevin)
-print(f"annealed Langevin (100 levels x 10 steps): SW = {langevin_sw:.4f} = {langevin_sw / floor:.2f} x floor, "
+print(f"annealed Langevin (100 levels x 10 steps): SW = {langevin_sw:.4f} = "
+      f"{langevin_sw / floor:.2f} x floor, "
       f"{time.perf_counter() - t0:.1f} s")
 fig, ax = plt.subplots(figsize=(4, 4))
 scatter2d(ax, langevin, title="annealed Langevin samples", color="C2")
@@ -482,14 +563,21 @@ plt.show()
 
 # %%
 torch.manual_seed(0)
-model_cos = MLPDenoiser(MLPConfig(hidden=P["hidden"], num_blocks=P["blocks"])).to(device)
-result_cos = train(model_cos, EpsilonLoss(cosine), random_batches(data, P["batch"], torch.Generator(device).manual_seed(6)), config)
+model_cos = MLPDenoiser(MLPConfig(hidden=P["hidden"],
+                                  num_blocks=P["blocks"])).to(device)
+result_cos = train(model_cos, EpsilonLoss(cosine),
+                   random_batches(data, P["batch"],
+                                  torch.Generator(device).manual_seed(6)),
+                   config)
 x_T = torch.randn(2000, 2, device=device, generator=gen())
 cos_raw = ddpm_sample(result_cos.ema, cosine, x_T, generator=gen())
-cos_clip = ddpm_sample(result_cos.ema, cosine, x_T, generator=gen(), clip_x0=2.5)  # the data lie in [-2.5, 2.5]^2
+# the data lie in [-2.5, 2.5]^2
+cos_clip = ddpm_sample(result_cos.ema, cosine, x_T, generator=gen(),
+                       clip_x0=2.5)
 lin_clip = ddpm_sample(result.ema, schedule, x_T, generator=gen(), clip_x0=2.5)
 rows = [("linear", ddpm_sw), ("linear, x0 clipped", sw_to_data(lin_clip)),
-        ("cosine", sw_to_data(cos_raw)), ("cosine, x0 clipped", sw_to_data(cos_clip))]
+        ("cosine", sw_to_data(cos_raw)),
+        ("cosine, x0 clipped", sw_to_data(cos_clip))]
 print(f"{'schedule':<22}{'SW':>9}{'x floor':>10}")
 for name, sw in rows:
     print(f"{name:<22}{sw:9.4f}{sw / floor:10.2f}")
@@ -506,17 +594,30 @@ for name, sw in rows:
 
 # %%
 report({
-    "ddpm_sw": {"value": ddpm_sw, "description": "sliced Wasserstein, DDPM samples vs fresh data",
-                "samples": len(samples), "reference": "fresh swiss-roll points, mean of 5 draws",
+    "ddpm_sw": {"value": ddpm_sw,
+                "description": "sliced Wasserstein, DDPM samples vs fresh "
+                               "data",
+                "samples": len(samples),
+                "reference": "fresh swiss-roll points, mean of 5 draws",
                 "sampling_steps": schedule.num_steps},
-    "sw_floor": {"value": floor, "description": "sliced Wasserstein, true vs true data: the statistical floor",
-                 "samples": 2000, "reference": "fresh swiss-roll points, mean of 5 draws"},
-    "ddpm_sw_over_floor": {"value": ddpm_sw / floor, "description": "DDPM samples, in multiples of the floor (1 is perfect)",
-                           "samples": len(samples), "sampling_steps": schedule.num_steps},
+    "sw_floor": {"value": floor,
+                 "description": "sliced Wasserstein, true vs true data: "
+                                "the statistical floor",
+                 "samples": 2000,
+                 "reference": "fresh swiss-roll points, mean of 5 draws"},
+    "ddpm_sw_over_floor": {"value": ddpm_sw / floor,
+                           "description": "DDPM samples, in multiples of the "
+                                          "floor (1 is perfect)",
+                           "samples": len(samples),
+                           "sampling_steps": schedule.num_steps},
     "langevin_sw_over_floor": {"value": langevin_sw / floor,
-                               "description": "annealed Langevin (100 levels x 10 steps), in multiples of the floor",
-                               "samples": len(langevin), "sampling_steps": 1000},
-}, notes={"training": f"{result.steps_run:,} steps in {result.seconds:.0f} s on {device} (per schedule)"})
+                               "description": "annealed Langevin (100 levels "
+                                              "x 10 steps), in multiples of "
+                                              "the floor",
+                               "samples": len(langevin),
+                               "sampling_steps": 1000},
+}, notes={"training": f"{result.steps_run:,} steps in {result.seconds:.0f} s "
+                      f"on {device} (per schedule)"})
 
 # %% [markdown]
 # ## Summary

@@ -28,9 +28,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import time
@@ -42,31 +50,44 @@ import course_lib
 from course_lib.course.artifacts import save_artifact
 from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_float, to_uint8
 from course_lib.course.paths import cache_dir
-from course_lib.evaluation.metrics import bits_per_dim, discretization_correction_bits, psnr
+from course_lib.evaluation.metrics import (
+    bits_per_dim, discretization_correction_bits, psnr)
 from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.models import VAE, VAEConfig
 from course_lib.book.plotting import image_grid
 from course_lib.recipes.ch02_vae import train_vae, vae_recipe
 from course_lib.book.results import report
-from course_lib.process.elbo import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
+from course_lib.process.elbo import (VAELoss, elbo_terms, gaussian_kl,
+                                     gaussian_nll, reparameterize)
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = vae_recipe(profile)  # the VAE's sizes per profile, shared with chapter 6 (course_lib.recipes.common)
-P = profile.choose(  # this chapter's own evaluation and sweep sizes, per profile
-    smoke=dict(sweep_steps=50, eval_images=500, fid_samples=50, fid_reference=100),
+# the VAE's sizes per profile, shared with chapter 6
+# (course_lib.recipes.common)
+recipe = vae_recipe(profile)
+# this chapter's own evaluation and sweep sizes, per profile
+P = profile.choose(
+    smoke=dict(sweep_steps=50, eval_images=500, fid_samples=50,
+               fid_reference=100),
     laptop=dict(sweep_steps=1_000, eval_images=10_000, fid_samples=2_000,
                 fid_reference=10_000),  # provisional (issue 18)
-    colab=dict(sweep_steps=3_000, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
-    full=dict(sweep_steps=8_000, eval_images=10_000, fid_samples=10_000, fid_reference=10_000),
+    colab=dict(sweep_steps=3_000, eval_images=10_000, fid_samples=5_000,
+               fid_reference=10_000),
+    full=dict(sweep_steps=8_000, eval_images=10_000, fid_samples=10_000,
+              fid_reference=10_000),
 )
 m = recipe["model"]
 course_lib.show_setup("2 · A variational autoencoder on CIFAR-10", {
-    "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} images), test for evaluation",
-    "VAE": f"width {m['base_channels']}, levels {m['channel_mult']}, latent {m['latent_channels']} channels",
-    "training": f"{recipe['steps']:,} steps of batch {recipe['batch']} (beta = {recipe['beta']})",
-    "sweep": f"4 more VAEs of {P['sweep_steps']:,} steps (three betas, two latent shapes)",
-    "FID": f"{P['fid_samples']:,} samples against {P['fid_reference']:,} test images",
+    "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} "
+            "images), test for evaluation",
+    "VAE": f"width {m['base_channels']}, levels {m['channel_mult']}, "
+           f"latent {m['latent_channels']} channels",
+    "training": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
+                f"(beta = {recipe['beta']})",
+    "sweep": f"4 more VAEs of {P['sweep_steps']:,} steps "
+             "(three betas, two latent shapes)",
+    "FID": f"{P['fid_samples']:,} samples against {P['fid_reference']:,} "
+           "test images",
 }, profile, device)
 
 # %% [markdown]
@@ -81,14 +102,18 @@ course_lib.show_setup("2 · A variational autoencoder on CIFAR-10", {
 
 # %%
 train_data = load_cifar10("train", subset=recipe["train_images"])
-test_data = load_cifar10("test", subset=P["eval_images"] if P["eval_images"] < 10_000 else None)
-print(train_data)
+test_data = load_cifar10("test", subset=P["eval_images"]
+                         if P["eval_images"] < 10_000 else None)
+print(train_data)  # the source by name, never a folder of the machine
 print(test_data)
 train_images = train_data.images.to(device)
-x_test = to_float(test_data.images[: P["eval_images"]]).to(device)  # (N, 3, 32, 32) in [-1, 1]
+# (N, 3, 32, 32) in [-1, 1]
+x_test = to_float(test_data.images[: P["eval_images"]]).to(device)
 
-first_of_class = [int((train_data.labels == k).nonzero()[i]) for i in range(4) for k in range(10)]
-image_grid(to_float(train_data.images[first_of_class]), nrow=10, title="  ".join(CIFAR10_CLASSES))
+first_of_class = [int((train_data.labels == k).nonzero()[i])
+                  for i in range(4) for k in range(10)]
+image_grid(to_float(train_data.images[first_of_class]), nrow=10,
+           title="  ".join(CIFAR10_CLASSES))
 plt.show()
 
 # %% [markdown]
@@ -153,11 +178,14 @@ check_reparameterize(my_reparameterize)
 # %%
 mu = torch.full((100_000,), 1.5, requires_grad=True)
 logvar = torch.full((100_000,), -1.0, requires_grad=True)
-z = my_reparameterize(mu, logvar, torch.randn(100_000, generator=torch.Generator().manual_seed(0)))
+z = my_reparameterize(mu, logvar, torch.randn(
+    100_000, generator=torch.Generator().manual_seed(0)))
 z.mean().backward()
-print(f"mean {z.mean():.3f} (expected 1.5), std {z.std():.3f} (expected exp(-1/2) = {torch.tensor(-0.5).exp():.3f}); "
+print(f"mean {z.mean():.3f} (expected 1.5), std {z.std():.3f} "
+      f"(expected exp(-1/2) = {torch.tensor(-0.5).exp():.3f}); "
       f"d mean(z) / d mu summed = {mu.grad.sum():.3f} (expected 1)")
-torch.testing.assert_close(z, reparameterize(mu, logvar, torch.randn(100_000, generator=torch.Generator().manual_seed(0))))
+torch.testing.assert_close(z, reparameterize(mu, logvar, torch.randn(
+    100_000, generator=torch.Generator().manual_seed(0))))
 
 # %% [markdown]
 # ### The KL term in closed form
@@ -186,7 +214,8 @@ torch.testing.assert_close(z, reparameterize(mu, logvar, torch.randn(100_000, ge
 
 # %% tags=["solution"]
 def my_gaussian_kl(mu, logvar):
-    kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar)  # (B, C, H, W), per dimension
+    # (B, C, H, W), per dimension
+    kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar)
     return kl.flatten(1).sum(1)  # (B,)
 
 
@@ -204,9 +233,11 @@ check_gaussian_kl(my_gaussian_kl)
 
 # %%
 g = torch.Generator().manual_seed(1)
-mu, logvar = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+mu, logvar = (torch.randn(3, 4, 8, 8, generator=g),
+              torch.randn(3, 4, 8, 8, generator=g))
 by_torch = torch.distributions.kl_divergence(
-    torch.distributions.Normal(mu, (0.5 * logvar).exp()), torch.distributions.Normal(0.0, 1.0)).flatten(1).sum(1)
+    torch.distributions.Normal(mu, (0.5 * logvar).exp()),
+    torch.distributions.Normal(0.0, 1.0)).flatten(1).sum(1)
 torch.testing.assert_close(my_gaussian_kl(mu, logvar), by_torch)
 torch.testing.assert_close(my_gaussian_kl(mu, logvar), gaussian_kl(mu, logvar))
 print("KL per example:", [f"{v:.1f}" for v in by_torch.tolist()], "nats")
@@ -229,14 +260,17 @@ torch.manual_seed(1)
 mu, logvar = vae.encode(x)
 z = my_reparameterize(mu, logvar, torch.randn_like(mu))
 x_hat = vae.decode(z)
-s = vae.log_sigma.exp()[None, :, None, None]  # (1, 3, 1, 1), one noise level per colour
-recon = (0.5 * ((x - x_hat) / s) ** 2 + s.log() + 0.5 * torch.log(torch.tensor(2 * torch.pi))).flatten(1).sum(1)
+# (1, 3, 1, 1), one noise level per colour
+s = vae.log_sigma.exp()[None, :, None, None]
+recon = (0.5 * ((x - x_hat) / s) ** 2 + s.log()
+         + 0.5 * torch.log(torch.tensor(2 * torch.pi))).flatten(1).sum(1)
 inline_loss = (recon + my_gaussian_kl(mu, logvar)).mean() / x[0].numel()
 
 torch.manual_seed(1)
 torch.testing.assert_close(inline_loss, VAELoss(beta=1.0)(vae, x))
 torch.testing.assert_close(recon, gaussian_nll(x, x_hat, vae.log_sigma))
-print(f"✓ inline loss equals VAELoss: {inline_loss.item():.3f} nats per dimension before training")
+print(f"✓ inline loss equals VAELoss: {inline_loss.item():.3f} nats per "
+      "dimension before training")
 
 # %% [markdown]
 # ## Training
@@ -248,13 +282,16 @@ print(f"✓ inline loss equals VAELoss: {inline_loss.item():.3f} nats per dimens
 
 # %%
 result = train_vae(recipe, train_images)
-vae = result.ema  # the exponential moving average of the weights: what we evaluate and save
+# the exponential moving average of the weights: what we evaluate and save
+vae = result.ema
 steps, losses = zip(*result.history)
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(steps, losses)
-ax.set(xlabel="step", ylabel="loss (nats / dim)", title="VAE training loss (negative ELBO per dimension)")
+ax.set(xlabel="step", ylabel="loss (nats / dim)",
+       title="VAE training loss (negative ELBO per dimension)")
 plt.show()
-print(f"trained {recipe['steps']:,} steps in {result.seconds:.1f} s on {device}; final loss {losses[-1]:.3f}")
+print(f"trained {recipe['steps']:,} steps in {result.seconds:.1f} s on "
+      f"{device}; final loss {losses[-1]:.3f}")
 
 # %% [markdown]
 # ## Reconstructions, and how good they are
@@ -271,10 +308,13 @@ def reconstruct(model, x, batch=500):
 
 
 x_rec = reconstruct(vae, x_test)
-recon_psnr = psnr(to_float(to_uint8(x_rec)), to_float(to_uint8(x_test))).mean().item()  # on 8-bit images
+recon_psnr = psnr(to_float(to_uint8(x_rec)),
+                  to_float(to_uint8(x_test))).mean().item()  # on 8-bit images
 fig, axes = plt.subplots(2, 1, figsize=(10, 2.4))
 image_grid(x_test[:10], nrow=10, ax=axes[0], title="test images")
-image_grid(x_rec[:10], nrow=10, ax=axes[1], title=f"reconstructions (mean PSNR over {len(x_test):,} test images: {recon_psnr:.1f} dB)")
+image_grid(x_rec[:10], nrow=10, ax=axes[1],
+           title=f"reconstructions (mean PSNR over {len(x_test):,} test "
+                 f"images: {recon_psnr:.1f} dB)")
 plt.show()
 
 # %% [markdown]
@@ -294,13 +334,17 @@ def test_bits_per_dim(model, x, batch=500, seed=0):
     nelbo = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
-        xb = xb + torch.rand(xb.shape, generator=g, device=x.device) * (2 / 256)  # dequantize within a bin
+        # dequantize within a bin
+        xb = xb + torch.rand(xb.shape, generator=g,
+                             device=x.device) * (2 / 256)
         nelbo.append(elbo_terms(model, xb, generator=g).negative_elbo)
-    return bits_per_dim(torch.cat(nelbo).mean(), x[0].numel()).item() + discretization_correction_bits()
+    return (bits_per_dim(torch.cat(nelbo).mean(), x[0].numel()).item()
+            + discretization_correction_bits())
 
 
 bpd = test_bits_per_dim(vae, x_test)
-print(f"test bits/dim (negative ELBO, one sample of z, {len(x_test):,} images): {bpd:.2f}")
+print(f"test bits/dim (negative ELBO, one sample of z, {len(x_test):,} "
+      f"images): {bpd:.2f}")
 
 # %% [markdown]
 # ## Sampling from the prior, and walking the latent space
@@ -313,13 +357,20 @@ print(f"test bits/dim (negative ELBO, one sample of z, {len(x_test):,} images): 
 latent_shape = vae.config.latent_shape()
 g = torch.Generator(device).manual_seed(0)
 with torch.no_grad():
-    samples = vae.decode(torch.randn(40, *latent_shape, generator=g, device=device))
+    samples = vae.decode(torch.randn(40, *latent_shape, generator=g,
+                                     device=device))
     mu_a, mu_b = vae.encode(x_test[:8])[0], vae.encode(x_test[8:16])[0]
-    w = torch.linspace(0, 1, 8, device=device)[:, None, None, None, None]  # (8, 1, 1, 1, 1)
-    path = vae.decode(((1 - w) * mu_a + w * mu_b).transpose(0, 1).reshape(-1, *latent_shape))  # (8 pairs x 8 steps)
-image_grid(samples, nrow=10, title=f"samples: decode(z), z ~ N(0, I) of shape {latent_shape}")
+    # (8, 1, 1, 1, 1)
+    w = torch.linspace(0, 1, 8, device=device)[:, None, None, None, None]
+    # (8 pairs x 8 steps)
+    path = vae.decode(((1 - w) * mu_a + w * mu_b).transpose(0, 1)
+                      .reshape(-1, *latent_shape))
+image_grid(samples, nrow=10,
+           title=f"samples: decode(z), z ~ N(0, I) of shape {latent_shape}")
 plt.show()
-image_grid(path[:32], nrow=8, title="latent interpolation: each row goes from one test image's code to another's")
+image_grid(path[:32], nrow=8,
+           title="latent interpolation: each row goes from one test image's "
+                 "code to another's")
 plt.show()
 
 # %% [markdown]
@@ -334,26 +385,38 @@ plt.show()
 
 # %%
 def radial_power(x):
-    """Mean power per ring of spatial frequency, for (B, C, H, W) images: (H // 2,)."""
-    f = torch.fft.fftshift(torch.fft.fft2(x.float().cpu()), dim=(-2, -1)).abs().pow(2).mean(dim=(0, 1))
+    """Mean power per ring of spatial frequency, for (B, C, H, W) images:
+    (H // 2,)."""
+    f = torch.fft.fftshift(torch.fft.fft2(x.float().cpu()),
+                           dim=(-2, -1)).abs().pow(2).mean(dim=(0, 1))
     h = x.shape[-1]
-    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(h) - h // 2, indexing="ij")
-    ring = (yy**2 + xx**2).float().sqrt().round().long().clamp(max=h // 2 - 1).flatten()
-    return torch.zeros(h // 2).index_add_(0, ring, f.flatten()) / torch.bincount(ring, minlength=h // 2)
+    yy, xx = torch.meshgrid(torch.arange(h) - h // 2,
+                            torch.arange(h) - h // 2, indexing="ij")
+    ring = ((yy**2 + xx**2).float().sqrt().round().long()
+            .clamp(max=h // 2 - 1).flatten())
+    return (torch.zeros(h // 2).index_add_(0, ring, f.flatten())
+            / torch.bincount(ring, minlength=h // 2))
 
 
 with torch.no_grad():
-    noisy_samples = samples + vae.log_sigma.exp()[None, :, None, None] * torch.randn_like(samples)
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw=dict(width_ratios=[1.3, 1]))
-for name, imgs in [("test images", x_test), ("reconstructions", x_rec), ("prior samples (decoder mean)", samples)]:
+    noisy_samples = samples + (vae.log_sigma.exp()[None, :, None, None]
+                               * torch.randn_like(samples))
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2),
+                         gridspec_kw=dict(width_ratios=[1.3, 1]))
+for name, imgs in [("test images", x_test), ("reconstructions", x_rec),
+                   ("prior samples (decoder mean)", samples)]:
     axes[0].semilogy(radial_power(imgs), label=name)
-axes[0].set(xlabel="spatial frequency (cycles per image)", ylabel="power", title="power spectrum")
+axes[0].set(xlabel="spatial frequency (cycles per image)", ylabel="power",
+            title="power spectrum")
 axes[0].legend()
-image_grid(noisy_samples[:16], nrow=8, ax=axes[1], title=f"samples with the decoder's noise (s = {vae.log_sigma.exp().mean():.2f})")
+image_grid(noisy_samples[:16], nrow=8, ax=axes[1],
+           title=f"samples with the decoder's noise "
+                 f"(s = {vae.log_sigma.exp().mean():.2f})")
 plt.show()
 hf = slice(8, 16)
 ratio = (radial_power(x_rec)[hf].sum() / radial_power(x_test)[hf].sum()).item()
-print(f"reconstructions keep {100 * ratio:.0f}% of the test images' power at frequencies 8-15 (the finest half)")
+print(f"reconstructions keep {100 * ratio:.0f}% of the test images' power at "
+      "frequencies 8-15 (the finest half)")
 
 # %% [markdown]
 # ## The KL weight $\beta$, and the latent shape for chapter 6
@@ -370,15 +433,19 @@ print(f"reconstructions keep {100 * ratio:.0f}% of the test images' power at fre
 def rate_distortion(model, x):
     mu, logvar = model.encode(x)
     kl = gaussian_kl(mu, logvar).mean().item() / x[0].numel()
-    return psnr(to_float(to_uint8(reconstruct(model, x))), to_float(to_uint8(x))).mean().item(), kl
+    return psnr(to_float(to_uint8(reconstruct(model, x))),
+                to_float(to_uint8(x))).mean().item(), kl
 
 
 sweep = {}
 t0 = time.perf_counter()
-for label, beta, overrides in [("beta 0.1", 0.1, {}), ("beta 1", 1.0, {}), ("beta 10", 10.0, {}),
-                               ("beta 1, 4x16x16", 1.0, {"channel_mult": (1, 2)})]:
-    run = train_vae(recipe, train_images, beta=beta, steps=P["sweep_steps"], model_overrides=overrides, progress=False)
-    sweep[label] = (*rate_distortion(run.ema, x_test), run.ema.config.latent_shape())
+for label, beta, overrides in [
+        ("beta 0.1", 0.1, {}), ("beta 1", 1.0, {}), ("beta 10", 10.0, {}),
+        ("beta 1, 4x16x16", 1.0, {"channel_mult": (1, 2)})]:
+    run = train_vae(recipe, train_images, beta=beta, steps=P["sweep_steps"],
+                    model_overrides=overrides, progress=False)
+    sweep[label] = (*rate_distortion(run.ema, x_test),
+                    run.ema.config.latent_shape())
 sweep_seconds = time.perf_counter() - t0
 
 fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -390,10 +457,12 @@ ax.set(xlabel="rate: KL per image dimension (nats)", ylabel="PSNR (dB)",
 plt.show()
 print(f"{'run':<18}{'latent':>12}{'PSNR dB':>10}{'KL nats/dim':>13}")
 for label, (db, kl, shape) in sweep.items():
-    print(f"{label:<18}{'x'.join(map(str, shape)):>12}{db:>10.2f}{kl:>13.4f}")
+    print(f"{label:<18}{'x'.join(map(str, shape)):>12}{db:>10.2f}"
+          f"{kl:>13.4f}")
 print(f"({len(sweep)} runs in {sweep_seconds:.0f} s)")
 gain = sweep["beta 1, 4x16x16"][0] - sweep["beta 1"][0]
-print(f"4x16x16 vs 4x8x8 at the same steps: {gain:+.2f} dB PSNR, for 4x the latent positions "
+print(f"4x16x16 vs 4x8x8 at the same steps: {gain:+.2f} dB PSNR, "
+      f"for 4x the latent positions "
       f"(and about 4x the cost per step of a diffusion model on them)")
 
 # %% [markdown]
@@ -417,17 +486,24 @@ print(f"4x16x16 vs 4x8x8 at the same steps: {gain:+.2f} dB PSNR, for 4x the late
 # %%
 n_ref, n_fid = P["fid_reference"], P["fid_samples"]
 ref_images = test_data.images[:n_ref]
-ref = reference_stats(ref_images.to(device), f"{test_data.source_id}-test-{n_ref}", cache_dir() / "fid")
+ref = reference_stats(ref_images.to(device),
+                      f"{test_data.source_id}-test-{n_ref}",
+                      cache_dir() / "fid")
 with torch.no_grad():
-    fid_samples = torch.cat([vae.decode(torch.randn(min(500, n_fid - i), *latent_shape, generator=g, device=device))
-                             for i in range(0, n_fid, 500)])
+    fid_samples = torch.cat([
+        vae.decode(torch.randn(min(500, n_fid - i), *latent_shape,
+                               generator=g, device=device))
+        for i in range(0, n_fid, 500)])
 rec_for_fid = reconstruct(vae, to_float(test_data.images[:n_fid]).to(device))
 t0 = time.perf_counter()
-recon_fid = fid(to_uint8(rec_for_fid), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
-sample_fid = fid(to_uint8(fid_samples), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
+recon_fid = fid(to_uint8(rec_for_fid), ref.mu, ref.sigma,
+                f"{test_data.source_id} test", ref_count=ref.num_images)
+sample_fid = fid(to_uint8(fid_samples), ref.mu, ref.sigma,
+                 f"{test_data.source_id} test", ref_count=ref.num_images)
 print(f"reconstruction {recon_fid}")
 print(f"prior samples  {sample_fid}")
-print(f"(Inception features of {2 * n_fid:,} images in {time.perf_counter() - t0:.0f} s)")
+print(f"(Inception features of {2 * n_fid:,} images in "
+      f"{time.perf_counter() - t0:.0f} s)")
 
 # %% [markdown]
 # ## Saving the VAE for chapter 6
@@ -439,26 +515,37 @@ print(f"(Inception features of {2 * n_fid:,} images in {time.perf_counter() - t0
 # %%
 path = save_artifact(
     f"ch02_vae-{profile.name}", vae,
-    {"model": {**recipe["model"], "channel_mult": list(recipe["model"]["channel_mult"])}, "recipe": recipe,
-     "data": train_data.source_id},
-    profile=profile.name, produced_by="chapters/02_vae (course_lib.recipes.ch02_vae.train_vae)", seconds=result.seconds,
+    {"model": {**recipe["model"],
+               "channel_mult": list(recipe["model"]["channel_mult"])},
+     "recipe": recipe, "data": train_data.source_id},
+    profile=profile.name,
+    produced_by="chapters/02_vae (course_lib.recipes.ch02_vae.train_vae)",
+    seconds=result.seconds,
     metrics={"test_psnr_db": recon_psnr, "test_bits_per_dim": bpd,
-             "recon_fid": recon_fid.value, "sample_fid": sample_fid.value, "fid_samples": n_fid})
-print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")
+             "recon_fid": recon_fid.value, "sample_fid": sample_fid.value,
+             "fid_samples": n_fid})
+print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
+      "in the course cache (artifacts/)")
 
 # %% [markdown]
 # The chapter's headline numbers, recorded for the course's {doc}`Results page </book/results>`:
 
 # %%
 report({
-    "test_psnr": {"value": recon_psnr, "unit": "dB", "description": "reconstructions of test images (8-bit)",
+    "test_psnr": {"value": recon_psnr, "unit": "dB",
+                  "description": "reconstructions of test images (8-bit)",
                   "samples": len(x_test)},
-    "test_bits_per_dim": {"value": bpd, "unit": "bits/dim", "samples": len(x_test), "paper": "vae_cifar10_bpd",
-                          "description": "negative ELBO (one sample of z) with the 8-bit correction"},
-    "recon_fid": {"value": recon_fid, "description": "test-image reconstructions"},
-    "sample_fid": {"value": sample_fid, "description": "samples from the prior"},
+    "test_bits_per_dim": {"value": bpd, "unit": "bits/dim",
+                          "samples": len(x_test), "paper": "vae_cifar10_bpd",
+                          "description": "negative ELBO (one sample of z) "
+                                         "with the 8-bit correction"},
+    "recon_fid": {"value": recon_fid,
+                  "description": "test-image reconstructions"},
+    "sample_fid": {"value": sample_fid,
+                   "description": "samples from the prior"},
 }, notes={"data": str(test_data),
-          "training": f"{recipe['steps']:,} steps of batch {recipe['batch']} in {result.seconds:.0f} s"})
+          "training": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
+                      f"in {result.seconds:.0f} s"})
 
 # %% [markdown]
 # ## Summary

@@ -29,9 +29,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import time
@@ -43,11 +51,14 @@ import course_lib
 from course_lib.course.artifacts import save_artifact
 from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_float, to_uint8
 from course_lib.course.paths import cache_dir
-from course_lib.process.diffusion import (EpsilonLoss, PredictionLoss, add_noise, eps_to_x0, gather, pred_to_eps,
-                                          pred_to_x0, q_posterior, signal_to_noise)
+from course_lib.process.diffusion import (EpsilonLoss, PredictionLoss,
+                                          add_noise, eps_to_x0, gather,
+                                          pred_to_eps, pred_to_x0,
+                                          q_posterior, signal_to_noise)
 from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.models import UNet
-from course_lib.book.plotting import animate, figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.book.plotting import (animate, figure_jpeg, frame_slider,
+                                      image_grid, show_jpeg)
 from course_lib.recipes.ch03_ddpm import ddpm_recipe, train_ddpm, unet_config
 from course_lib.book.results import report
 from course_lib.samplers.ddpm import ddpm_sample
@@ -55,28 +66,44 @@ from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = ddpm_recipe(profile)  # the U-Net's sizes and training per profile, shared with chapter 4 (course_lib.recipes.common)
-P = profile.choose(  # this chapter's own evaluation and comparison sizes, per profile
-    smoke=dict(snapshots=(150,), snapshot_images=4, fid_samples=16, fid_reference=100, sample_batch=16,
+# the U-Net's sizes and training per profile, shared with chapter 4
+# (course_lib.recipes.common)
+recipe = ddpm_recipe(profile)
+# this chapter's own evaluation and comparison sizes, per profile
+P = profile.choose(
+    smoke=dict(snapshots=(150,), snapshot_images=4, fid_samples=16,
+               fid_reference=100, sample_batch=16,
                compare_steps=100, compare_fid_samples=8, eval_images=128),
     laptop=dict(snapshots=(5_000, 15_000, 30_000), snapshot_images=16,
                 fid_samples=2_000, fid_reference=10_000, sample_batch=250,
-                compare_steps=2_000, compare_fid_samples=500, eval_images=1_000),
-    colab=dict(snapshots=(1_000, 5_000, 15_000), snapshot_images=16, fid_samples=2_000, fid_reference=10_000,
-               sample_batch=500, compare_steps=8_000, compare_fid_samples=1_000, eval_images=1_000),
-    full=dict(snapshots=(2_000, 10_000, 40_000), snapshot_images=16, fid_samples=10_000, fid_reference=10_000,
-              sample_batch=1_000, compare_steps=40_000, compare_fid_samples=5_000, eval_images=2_000),
+                compare_steps=2_000, compare_fid_samples=500,
+                eval_images=1_000),
+    colab=dict(snapshots=(1_000, 5_000, 15_000), snapshot_images=16,
+               fid_samples=2_000, fid_reference=10_000,
+               sample_batch=500, compare_steps=8_000,
+               compare_fid_samples=1_000, eval_images=1_000),
+    full=dict(snapshots=(2_000, 10_000, 40_000), snapshot_images=16,
+              fid_samples=10_000, fid_reference=10_000,
+              sample_batch=1_000, compare_steps=40_000,
+              compare_fid_samples=5_000, eval_images=2_000),
 )
 config = unet_config(recipe)
 course_lib.show_setup("3 · DDPM on CIFAR-10", {
-    "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} images), test for evaluation",
-    "U-Net": f"'{recipe['unet']}': width {config.base_channels}, levels {config.channel_mult}, "
-             f"{sum(p.numel() for p in UNet(config).parameters()):,} parameters",
-    "training": f"{recipe['steps']:,} steps of batch {recipe['batch']}, lr {recipe['lr']}, EMA {recipe['ema_decay']}, "
-                f"{recipe['schedule']} schedule over T = {recipe['num_steps']}",
+    "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} "
+            "images), test for evaluation",
+    "U-Net": f"'{recipe['unet']}': width {config.base_channels}, "
+             f"levels {config.channel_mult}, "
+             f"{sum(p.numel() for p in UNet(config).parameters()):,} "
+             "parameters",
+    "training": f"{recipe['steps']:,} steps of batch {recipe['batch']}, "
+                f"lr {recipe['lr']}, EMA {recipe['ema_decay']}, "
+                f"{recipe['schedule']} schedule over "
+                f"T = {recipe['num_steps']}",
     "sampling": f"DDPM ancestral, {recipe['num_steps']} steps per sample",
-    "FID": f"{P['fid_samples']:,} samples against {P['fid_reference']:,} test images",
-    "comparison": f"3 more U-Nets of {P['compare_steps']:,} steps (linear/cosine, eps/v), "
+    "FID": f"{P['fid_samples']:,} samples against {P['fid_reference']:,} "
+           "test images",
+    "comparison": f"3 more U-Nets of {P['compare_steps']:,} steps "
+                  "(linear/cosine, eps/v), "
                   f"FID of {P['compare_fid_samples']:,} samples each",
 }, profile, device)
 
@@ -89,11 +116,14 @@ course_lib.show_setup("3 · DDPM on CIFAR-10", {
 
 # %%
 train_data = load_cifar10("train", subset=recipe["train_images"])
-test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
-print(train_data)
+test_data = load_cifar10("test", subset=P["fid_reference"]
+                         if P["fid_reference"] < 10_000 else None)
+print(train_data)  # the source by name, never a folder of the machine
 print(test_data)
 train_images = train_data.images.to(device)
-x0_show = to_float(train_data.images[[int((train_data.labels == k).nonzero()[0]) for k in range(4)]])  # 4 images
+# 4 images
+x0_show = to_float(train_data.images[
+    [int((train_data.labels == k).nonzero()[0]) for k in range(4)]])
 
 # %% [markdown]
 # ## The forward process on images
@@ -115,13 +145,15 @@ x0_show = to_float(train_data.images[[int((train_data.labels == k).nonzero()[0])
 # `add_noise`, on four training images:
 
 # %%
-schedules = {name: make_schedule(name, recipe["num_steps"]) for name in ("linear", "cosine")}
+schedules = {name: make_schedule(name, recipe["num_steps"])
+             for name in ("linear", "cosine")}
 schedule = schedules[recipe["schedule"]]
 alpha_bar = schedule.alpha_bar  # (T,) float64
 g = torch.Generator().manual_seed(0)
 noise = torch.randn(x0_show.shape, generator=g)
 t = torch.tensor([0, 250, 500, 999])
-a = alpha_bar[t].float().view(-1, 1, 1, 1)  # one step per image, broadcast over (3, 32, 32)
+# one step per image, broadcast over (3, 32, 32)
+a = alpha_bar[t].float().view(-1, 1, 1, 1)
 x_t = a.sqrt() * x0_show + (1 - a).sqrt() * noise  # DDPM Eq. 4
 torch.testing.assert_close(x_t, add_noise(schedule, x0_show, t, noise))
 print("inline closed form == course_lib.process.diffusion.add_noise")
@@ -136,11 +168,19 @@ print("inline closed form == course_lib.process.diffusion.add_noise")
 slider_steps = [0, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999]
 frames = []
 for step in slider_steps:
-    rows = torch.cat([add_noise(s, x0_show, step, noise) for s in schedules.values()])
-    fig = image_grid(rows, nrow=4, title=f"t = {step}: linear (top), cosine (bottom)", figsize=(5.2, 2.9)).figure
-    frames.append(figure_jpeg(fig, dpi=70))  # JPEG: noise does not compress as PNG
-frame_slider(frames, [f"t = {s}: alpha_bar linear {schedules['linear'].alpha_bar[s]:.3f}, "
-                      f"cosine {schedules['cosine'].alpha_bar[s]:.3f}" for s in slider_steps], description="step t")
+    rows = torch.cat([add_noise(s, x0_show, step, noise)
+                      for s in schedules.values()])
+    fig = image_grid(rows, nrow=4,
+                     title=f"t = {step}: linear (top), cosine (bottom)",
+                     figsize=(5.2, 2.9)).figure
+    # JPEG: noise does not compress as PNG
+    frames.append(figure_jpeg(fig, dpi=70))
+frame_slider(frames,
+             [f"t = {s}: alpha_bar linear "
+              f"{schedules['linear'].alpha_bar[s]:.3f}, "
+              f"cosine {schedules['cosine'].alpha_bar[s]:.3f}"
+              for s in slider_steps],
+             description="step t")
 
 # %% [markdown]
 # The signal-to-noise ratio $\mathrm{SNR}_t = \bar\alpha_t / (1 - \bar\alpha_t)$ says the same in
@@ -155,7 +195,8 @@ for name, s in schedules.items():
     axes[0].plot(s.alpha_bar, label=name)
     axes[1].plot(signal_to_noise(s.alpha_bar).log10(), label=name)
 axes[0].set(xlabel="step t", ylabel=r"$\bar\alpha_t$", title="signal fraction")
-axes[1].set(xlabel="step t", ylabel=r"$\log_{10} \mathrm{SNR}_t$", title="signal-to-noise ratio")
+axes[1].set(xlabel="step t", ylabel=r"$\log_{10} \mathrm{SNR}_t$",
+            title="signal-to-noise ratio")
 axes[0].legend()
 plt.tight_layout()
 plt.show()
@@ -196,13 +237,18 @@ plt.show()
 
 # %%
 t_check = torch.tensor([1, 10, 100, 500, 999])
-x0_rand, xt_rand = torch.randn(5, 3, 32, 32, dtype=torch.float64), torch.randn(5, 3, 32, 32, dtype=torch.float64)
+x0_rand, xt_rand = (torch.randn(5, 3, 32, 32, dtype=torch.float64),
+                    torch.randn(5, 3, 32, 32, dtype=torch.float64))
 mean, var = q_posterior(schedule, x0_rand, xt_rand, t_check)
 ab_prev = alpha_bar[t_check - 1].view(-1, 1, 1, 1)
-al, be = schedule.alphas[t_check].view(-1, 1, 1, 1), schedule.betas[t_check].view(-1, 1, 1, 1)
-precision = 1 / (1 - ab_prev) + al / be  # q(x_{t-1} | x0) times q(x_t | x_{t-1}), as a Gaussian in x_{t-1}
-torch.testing.assert_close(var.expand_as(mean), (1 / precision).expand_as(mean))
-torch.testing.assert_close(mean, (ab_prev.sqrt() * x0_rand / (1 - ab_prev) + al.sqrt() * xt_rand / be) / precision)
+al, be = (schedule.alphas[t_check].view(-1, 1, 1, 1),
+          schedule.betas[t_check].view(-1, 1, 1, 1))
+# q(x_{t-1} | x0) times q(x_t | x_{t-1}), as a Gaussian in x_{t-1}
+precision = 1 / (1 - ab_prev) + al / be
+torch.testing.assert_close(var.expand_as(mean),
+                           (1 / precision).expand_as(mean))
+torch.testing.assert_close(mean, (ab_prev.sqrt() * x0_rand / (1 - ab_prev)
+                                  + al.sqrt() * xt_rand / be) / precision)
 print("q_posterior == Bayes' rule for the two forward Gaussians")
 
 # %% [markdown]
@@ -224,9 +270,11 @@ print("q_posterior == Bayes' rule for the two forward Gaussians")
 # %% tags=["solution"]
 def mean_from_eps(x_t, eps, t, alpha_bar):
     a = alpha_bar[t].view(-1, 1, 1, 1)
-    a_prev = torch.where(t > 0, alpha_bar[(t - 1).clamp(min=0)], torch.ones_like(alpha_bar[t])).view(-1, 1, 1, 1)
+    a_prev = torch.where(t > 0, alpha_bar[(t - 1).clamp(min=0)],
+                         torch.ones_like(alpha_bar[t])).view(-1, 1, 1, 1)
     alpha_t = a / a_prev
-    return (x_t - (1 - alpha_t) / (1 - a).sqrt() * eps) / alpha_t.sqrt()  # DDPM Eq. 11 (beta_t = 1 - alpha_t)
+    # DDPM Eq. 11 (beta_t = 1 - alpha_t)
+    return (x_t - (1 - alpha_t) / (1 - a).sqrt() * eps) / alpha_t.sqrt()
 
 
 # %% [markdown]
@@ -255,10 +303,13 @@ check_mean_from_eps(mean_from_eps)
 
 # %%
 steps = torch.arange(1, schedule.num_steps)
-lam = schedule.betas[steps] ** 2 / (2 * q_posterior(schedule, torch.zeros(len(steps), 1), torch.zeros(len(steps), 1), steps)[1].squeeze(1)
-                                    * schedule.alphas[steps] * (1 - alpha_bar[steps]))  # DDPM Eq. 12
+lam = schedule.betas[steps] ** 2 / (
+    2 * q_posterior(schedule, torch.zeros(len(steps), 1),
+                    torch.zeros(len(steps), 1), steps)[1].squeeze(1)
+    * schedule.alphas[steps] * (1 - alpha_bar[steps]))  # DDPM Eq. 12
 fig, ax = plt.subplots(figsize=(5, 3))
-ax.semilogy(steps, lam / lam.mean(), label=r"ELBO weight $\lambda_t$ (normalised)")
+ax.semilogy(steps, lam / lam.mean(),
+            label=r"ELBO weight $\lambda_t$ (normalised)")
 ax.axhline(1.0, color="k", lw=1, label=r"$L_{\mathrm{simple}}$: 1")
 ax.set(xlabel="step t", title="weight of each step's noise-prediction error")
 ax.legend()
@@ -269,9 +320,12 @@ plt.show()
 
 # %%
 def simple_loss(model, x0, generator=None):
-    t = torch.randint(0, schedule.num_steps, (x0.shape[0],), device=x0.device, generator=generator)
-    eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-    a = gather(alpha_bar, t, x0)  # alpha_bar[t] as (B, 1, 1, 1) on x0's device and dtype
+    t = torch.randint(0, schedule.num_steps, (x0.shape[0],), device=x0.device,
+                      generator=generator)
+    eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype,
+                      generator=generator)
+    # alpha_bar[t] as (B, 1, 1, 1) on x0's device and dtype
+    a = gather(alpha_bar, t, x0)
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps  # DDPM Eq. 4
     return (eps - model(x_t, t)).pow(2).mean()  # DDPM Eq. 14
 
@@ -281,9 +335,11 @@ probe = UNet(config).to(device)
 x0_batch = to_float(train_images[:8])
 with torch.no_grad():
     mine = simple_loss(probe, x0_batch, torch.Generator(device).manual_seed(1))
-    library = EpsilonLoss(schedule)(probe, x0_batch, generator=torch.Generator(device).manual_seed(1))
+    library = EpsilonLoss(schedule)(
+        probe, x0_batch, generator=torch.Generator(device).manual_seed(1))
 torch.testing.assert_close(mine, library)
-print(f"inline L_simple == EpsilonLoss: {mine.item():.4f} (an untrained network predicts noise of variance ~1)")
+print(f"inline L_simple == EpsilonLoss: {mine.item():.4f} "
+      "(an untrained network predicts noise of variance ~1)")
 
 # %% [markdown]
 # ## The U-Net
@@ -297,9 +353,12 @@ print(f"inline L_simple == EpsilonLoss: {mine.item():.4f} (an untrained network 
 # %%
 for name in ("tiny", "small", "ddpm_cifar10"):
     with torch.device("meta"):  # count parameters without allocating them
-        n = sum(p.numel() for p in UNet(unet_config({"unet": name})).parameters())
-    print(f"{name:>13}: {n:>11,} parameters" + ("   <- this profile" if name == recipe["unet"] else ""))
-print(probe(x0_batch, torch.zeros(8, dtype=torch.long, device=device)).shape, "= the input's shape")
+        n = sum(p.numel()
+                for p in UNet(unet_config({"unet": name})).parameters())
+    print(f"{name:>13}: {n:>11,} parameters"
+          + ("   <- this profile" if name == recipe["unet"] else ""))
+print(probe(x0_batch, torch.zeros(8, dtype=torch.long, device=device)).shape,
+      "= the input's shape")
 
 # %% [markdown]
 # ## Training, with samples along the way
@@ -325,42 +384,60 @@ print(probe(x0_batch, torch.zeros(8, dtype=torch.long, device=device)).shape, "=
 def sample(model, x_T, generator=None):
     x = x_T
     for t in reversed(range(schedule.num_steps)):
-        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        t_batch = torch.full((x.shape[0],), t, device=x.device,
+                             dtype=torch.long)
         eps = model(x, t_batch)
-        x0_hat = eps_to_x0(eps, x, gather(alpha_bar, t, x)).clamp(-1, 1)  # DDPM Eq. 15, clipped to the data range
-        mean, _ = q_posterior(schedule, x0_hat, x, t)  # DDPM Eq. 7 at x0_hat = Eq. 11
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if t > 0 else torch.zeros_like(x)
-        x = mean + float(schedule.betas[t]) ** 0.5 * z  # DDPM Algorithm 2, line 4, with sigma_t^2 = beta_t
+        # DDPM Eq. 15, clipped to the data range
+        x0_hat = eps_to_x0(eps, x, gather(alpha_bar, t, x)).clamp(-1, 1)
+        # DDPM Eq. 7 at x0_hat = Eq. 11
+        mean, _ = q_posterior(schedule, x0_hat, x, t)
+        z = (torch.randn(x.shape, generator=generator, device=x.device,
+                         dtype=x.dtype) if t > 0 else torch.zeros_like(x))
+        # DDPM Algorithm 2, line 4, with sigma_t^2 = beta_t
+        x = mean + float(schedule.betas[t]) ** 0.5 * z
     return x
 
 
-# The loop equals course_lib.samplers.ddpm.ddpm_sample step for step, in float64 (a cheap stand-in network suffices):
+# The loop equals course_lib.samplers.ddpm.ddpm_sample step for step, in
+# float64 (a cheap stand-in network suffices):
 stand_in = lambda x, t: 0.3 * x + 0.01 * t.view(-1, 1, 1, 1)
-x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-torch.testing.assert_close(sample(stand_in, x_T, torch.Generator().manual_seed(1)),
-                           ddpm_sample(stand_in, schedule, x_T, generator=torch.Generator().manual_seed(1),
-                                       variance="large", clip_x0=1.0))
+x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0),
+                  dtype=torch.float64)
+torch.testing.assert_close(
+    sample(stand_in, x_T, torch.Generator().manual_seed(1)),
+    ddpm_sample(stand_in, schedule, x_T,
+                generator=torch.Generator().manual_seed(1),
+                variance="large", clip_x0=1.0))
 print("inline Algorithm 2 == course_lib.samplers.ddpm.ddpm_sample")
 
 # %%
 checkpoint = cache_dir() / "checkpoints" / f"ch03_ddpm-{profile.name}.pt"
-checkpoint.unlink(missing_ok=True)  # start from scratch: a checkpoint left by an earlier run must not be resumed
-x_T_show = torch.randn(P["snapshot_images"], 3, 32, 32, generator=torch.Generator().manual_seed(7)).to(device)
+# start from scratch: a checkpoint left by an earlier run must not be resumed
+checkpoint.unlink(missing_ok=True)
+x_T_show = torch.randn(P["snapshot_images"], 3, 32, 32,
+                       generator=torch.Generator().manual_seed(7)).to(device)
 snapshots, t0 = [], time.perf_counter()
 for k, until in enumerate([*P["snapshots"], recipe["steps"]]):
-    result = train_ddpm(recipe, train_images, steps=until, checkpoint_path=checkpoint, seed=k)  # resumes, runs to `until`
-    if until < recipe["steps"]:  # the last stretch's samples come from the FID batch below, same starting noise
-        snapshots.append((until, sample(result.ema, x_T_show, torch.Generator(device).manual_seed(0))))
+    # resumes, runs to `until`
+    result = train_ddpm(recipe, train_images, steps=until,
+                        checkpoint_path=checkpoint, seed=k)
+    if until < recipe["steps"]:
+        # the last stretch's samples come from the FID batch below, same
+        # starting noise
+        snapshots.append((until, sample(
+            result.ema, x_T_show, torch.Generator(device).manual_seed(0))))
 train_seconds = time.perf_counter() - t0
 ema = result.ema.eval()
-print(f"{recipe['steps']:,} steps in {train_seconds:.0f} s including {len(snapshots)} snapshot samplings "
+print(f"{recipe['steps']:,} steps in {train_seconds:.0f} s including "
+      f"{len(snapshots)} snapshot samplings "
       f"({result.seconds:.0f} s for the last stretch alone)")
 
 # %%
 steps_logged, losses = zip(*result.history)
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(steps_logged, losses)
-ax.set(xlabel="optimizer step", ylabel=r"$L_{\mathrm{simple}}$ (window mean)", title="training loss", yscale="log")
+ax.set(xlabel="optimizer step", ylabel=r"$L_{\mathrm{simple}}$ (window mean)",
+       title="training loss", yscale="log")
 plt.show()
 
 # %% [markdown]
@@ -378,31 +455,45 @@ gen = torch.Generator(device).manual_seed(0)
 t0 = time.perf_counter()
 fid_samples = []
 for i in range(0, n_fid, batch):
-    noise_i = torch.randn(min(batch, n_fid - i), 3, 32, 32, generator=torch.Generator().manual_seed(1000 + i)).to(device)
-    if i == 0:  # the snapshots' starting noise first; keep every 50th state of this batch for an animation
+    noise_i = torch.randn(
+        min(batch, n_fid - i), 3, 32, 32,
+        generator=torch.Generator().manual_seed(1000 + i)).to(device)
+    if i == 0:
+        # the snapshots' starting noise first; keep every 50th state of
+        # this batch for an animation
         noise_i[: P["snapshot_images"]] = x_T_show
-        x, trajectory = ddpm_sample(ema, schedule, noise_i, generator=gen, variance="large", clip_x0=1.0, keep_every=50)
+        x, trajectory = ddpm_sample(ema, schedule, noise_i, generator=gen,
+                                    variance="large", clip_x0=1.0,
+                                    keep_every=50)
         trajectory = trajectory[:, :4].cpu()
     else:
-        x = ddpm_sample(ema, schedule, noise_i, generator=gen, variance="large", clip_x0=1.0)
+        x = ddpm_sample(ema, schedule, noise_i, generator=gen,
+                        variance="large", clip_x0=1.0)
     fid_samples.append(x.clamp(-1, 1))
 fid_samples = torch.cat(fid_samples)
 sample_seconds = time.perf_counter() - t0
-print(f"{n_fid:,} samples x {schedule.num_steps} steps in {sample_seconds:.0f} s "
+print(f"{n_fid:,} samples x {schedule.num_steps} steps in "
+      f"{sample_seconds:.0f} s "
       f"({n_fid / sample_seconds:.2f} images/s on {device})")
 
 snapshots.append((recipe["steps"], fid_samples[: P["snapshot_images"]]))
 rows = torch.cat([s.clamp(-1, 1).cpu() for _, s in snapshots])
-image_grid(rows, nrow=P["snapshot_images"], figsize=(1.1 * P["snapshot_images"], 1.2 * len(snapshots)),
-           title="EMA samples from the same noise after " + ", ".join(f"{s:,}" for s, _ in snapshots) + " steps (rows)")
+image_grid(rows, nrow=P["snapshot_images"],
+           figsize=(1.1 * P["snapshot_images"], 1.2 * len(snapshots)),
+           title=("EMA samples from the same noise after "
+                  + ", ".join(f"{s:,}" for s, _ in snapshots)
+                  + " steps (rows)"))
 show_jpeg()
-image_grid(fid_samples[:32].cpu(), nrow=8, title="EMA samples", figsize=(6, 3.3))
+image_grid(fid_samples[:32].cpu(), nrow=8, title="EMA samples",
+           figsize=(6, 3.3))
 show_jpeg()
 
 # %%
-ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
+                      f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
-main_fid = fid(to_uint8(fid_samples), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
+main_fid = fid(to_uint8(fid_samples), ref.mu, ref.sigma,
+               f"{test_data.source_id} test", ref_count=ref.num_images)
 print(f"DDPM, EMA, {schedule.num_steps} sampling steps: {main_fid}")
 
 # %% [markdown]
@@ -411,10 +502,16 @@ print(f"DDPM, EMA, {schedule.num_steps} sampling steps: {main_fid}")
 # sharpen it.
 
 # %%
-kept_after = [t for t in reversed(range(schedule.num_steps)) if t % 50 == 0]  # trajectory[i] is x after step kept_after[i - 1]
-animate(lambda ax, i: (ax.imshow(((torch.cat(list(trajectory[i].clamp(-1, 1)), dim=2).permute(1, 2, 0) + 1) / 2).numpy()),
-                       ax.set_axis_off(), ax.set_title(f"after step t = {kept_after[i - 1]}" if i else "x_T: pure noise")),
-        num_frames=len(trajectory), figsize=(6, 1.9), interval=150, frame_format="jpeg", dpi=60)
+# trajectory[i] is x after step kept_after[i - 1]
+kept_after = [t for t in reversed(range(schedule.num_steps)) if t % 50 == 0]
+animate(lambda ax, i: (
+            ax.imshow(((torch.cat(list(trajectory[i].clamp(-1, 1)), dim=2)
+                        .permute(1, 2, 0) + 1) / 2).numpy()),
+            ax.set_axis_off(),
+            ax.set_title(f"after step t = {kept_after[i - 1]}"
+                         if i else "x_T: pure noise")),
+        num_frames=len(trajectory), figsize=(6, 1.9), interval=150,
+        frame_format="jpeg", dpi=60)
 
 # %% [markdown]
 # ## Linear or cosine, $\epsilon$ or $v$: a measured comparison
@@ -443,7 +540,8 @@ animate(lambda ax, i: (ax.imshow(((torch.cat(list(trajectory[i].clamp(-1, 1)), d
 # %% tags=["solution"]
 def v_to_x0(x_t, v, t, alpha_bar):
     a = alpha_bar[t].view(-1, 1, 1, 1)
-    return a.sqrt() * x_t - (1 - a).sqrt() * v  # the inverse rotation: cos(phi) x_t - sin(phi) v
+    # the inverse rotation: cos(phi) x_t - sin(phi) v
+    return a.sqrt() * x_t - (1 - a).sqrt() * v
 
 
 # %% [markdown]
@@ -462,46 +560,65 @@ check_v_to_x0(v_to_x0)
 # images at several noise levels (cheap, and comparable across targets), and FID of its samples.
 
 # %%
-variants = {"linear, eps": ("linear", "eps"), "cosine, eps": ("cosine", "eps"), "cosine, v": ("cosine", "v")}
+variants = {"linear, eps": ("linear", "eps"), "cosine, eps": ("cosine", "eps"),
+            "cosine, v": ("cosine", "v")}
 x_eval = to_float(test_data.images[: P["eval_images"]]).to(device)
 eval_steps = [50, 200, 400, 600, 800, 950]
 comparison = {}
 for label, (sched_name, target) in variants.items():
     s = schedules[sched_name]
     t0 = time.perf_counter()
-    res = train_ddpm(recipe, train_images, steps=P["compare_steps"], schedule_name=sched_name,
+    res = train_ddpm(recipe, train_images, steps=P["compare_steps"],
+                     schedule_name=sched_name,
                      loss_fn=PredictionLoss(s, target), progress=False)
     model = res.ema.eval()
     g_eval = torch.Generator(device).manual_seed(5)
     errors = []
     with torch.no_grad():
         for step in eval_steps:
-            eps_eval = torch.randn(x_eval.shape, generator=g_eval, device=device)
+            eps_eval = torch.randn(x_eval.shape, generator=g_eval,
+                                   device=device)
             xt_eval = add_noise(s, x_eval, step, eps_eval)
-            t_eval = torch.full((len(x_eval),), step, device=device, dtype=torch.long)
-            x0_hat = pred_to_x0(model(xt_eval, t_eval), xt_eval, gather(s.alpha_bar, step, xt_eval), target)
+            t_eval = torch.full((len(x_eval),), step, device=device,
+                                dtype=torch.long)
+            x0_hat = pred_to_x0(model(xt_eval, t_eval), xt_eval,
+                                gather(s.alpha_bar, step, xt_eval), target)
             errors.append((x0_hat - x_eval).pow(2).mean().item())
-    as_eps = lambda x, t, model=model, s=s, target=target: pred_to_eps(model(x, t), x, gather(s.alpha_bar, t, x), target)
-    noise_c = torch.randn(P["compare_fid_samples"], 3, 32, 32, generator=torch.Generator().manual_seed(11)).to(device)
-    samples = torch.cat([ddpm_sample(as_eps, s, chunk, generator=torch.Generator(device).manual_seed(3),
-                                     variance="large", clip_x0=1.0).clamp(-1, 1)
-                         for chunk in noise_c.split(batch)])
-    result_fid = fid(to_uint8(samples), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
-    comparison[label] = dict(errors=errors, fid=result_fid, samples=samples[:8].cpu(), seconds=time.perf_counter() - t0)
+    as_eps = lambda x, t, model=model, s=s, target=target: pred_to_eps(
+        model(x, t), x, gather(s.alpha_bar, t, x), target)
+    noise_c = torch.randn(
+        P["compare_fid_samples"], 3, 32, 32,
+        generator=torch.Generator().manual_seed(11)).to(device)
+    samples = torch.cat([
+        ddpm_sample(as_eps, s, chunk,
+                    generator=torch.Generator(device).manual_seed(3),
+                    variance="large", clip_x0=1.0).clamp(-1, 1)
+        for chunk in noise_c.split(batch)])
+    result_fid = fid(to_uint8(samples), ref.mu, ref.sigma,
+                     f"{test_data.source_id} test", ref_count=ref.num_images)
+    comparison[label] = dict(errors=errors, fid=result_fid,
+                             samples=samples[:8].cpu(),
+                             seconds=time.perf_counter() - t0)
     print(f"{label:<12} {result_fid}  ({comparison[label]['seconds']:.0f} s)")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), gridspec_kw={"width_ratios": [1.2, 1]})
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.3),
+                         gridspec_kw={"width_ratios": [1.2, 1]})
 for label, c in comparison.items():
     axes[0].plot(eval_steps, c["errors"], marker="o", label=label)
-axes[0].set(xlabel="step t", ylabel=r"MSE of $\hat x_0$", yscale="log", title="implied-image error on test images")
+axes[0].set(xlabel="step t", ylabel=r"MSE of $\hat x_0$", yscale="log",
+            title="implied-image error on test images")
 axes[0].legend()
 labels = list(comparison)
-axes[1].bar(labels, [comparison[k]["fid"].value for k in labels], color=["C0", "C1", "C2"])
-axes[1].set(ylabel="FID", title=f"FID, {P['compare_fid_samples']:,} samples each (lower is better)")
+axes[1].bar(labels, [comparison[k]["fid"].value for k in labels],
+            color=["C0", "C1", "C2"])
+axes[1].set(ylabel="FID",
+            title=f"FID, {P['compare_fid_samples']:,} samples each "
+                  "(lower is better)")
 plt.tight_layout()
 plt.show()
-image_grid(torch.cat([c["samples"] for c in comparison.values()]), nrow=8, figsize=(8, 3.3),
+image_grid(torch.cat([c["samples"] for c in comparison.values()]), nrow=8,
+           figsize=(8, 3.3),
            title="samples: " + " / ".join(labels) + " (rows)")
 show_jpeg()
 
@@ -533,9 +650,12 @@ show_jpeg()
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3))
-ratio = q_posterior(schedule, torch.zeros(len(steps), 1), torch.zeros(len(steps), 1), steps)[1].squeeze(1) / schedule.betas[steps]
+ratio = q_posterior(schedule, torch.zeros(len(steps), 1),
+                    torch.zeros(len(steps), 1),
+                    steps)[1].squeeze(1) / schedule.betas[steps]
 ax.plot(steps, ratio)
-ax.set(xlabel="step t", ylabel=r"$\tilde\beta_t / \beta_t$", xscale="log", title=f"{recipe['schedule']} schedule")
+ax.set(xlabel="step t", ylabel=r"$\tilde\beta_t / \beta_t$", xscale="log",
+       title=f"{recipe['schedule']} schedule")
 plt.show()
 
 # %% [markdown]
@@ -548,26 +668,37 @@ plt.show()
 # %%
 path = save_artifact(
     f"ch03_unet-{profile.name}", ema,
-    {"model": {**{k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()}}, "recipe": recipe,
-     "data": train_data.source_id},
-    profile=profile.name, produced_by="chapters/03_ddpm (course_lib.recipes.ch03_ddpm.train_ddpm)", seconds=train_seconds,
-    metrics={"fid": main_fid.value, "fid_samples": n_fid, "fid_reference": ref.num_images,
+    {"model": {**{k: list(v) if isinstance(v, tuple) else v
+                  for k, v in vars(config).items()}},
+     "recipe": recipe, "data": train_data.source_id},
+    profile=profile.name,
+    produced_by="chapters/03_ddpm (course_lib.recipes.ch03_ddpm.train_ddpm)",
+    seconds=train_seconds,
+    metrics={"fid": main_fid.value, "fid_samples": n_fid,
+             "fid_reference": ref.num_images,
              "sampling_steps": schedule.num_steps})
-print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")
+print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
+      "in the course cache (artifacts/)")
 
 # %% [markdown]
 # The chapter's headline numbers, recorded for the course's {doc}`Results page </book/results>`:
 
 # %%
 report({
-    "fid": {"value": main_fid, "description": "EMA model, DDPM ancestral sampling (sigma_t^2 = beta_t, x0 clipped)",
+    "fid": {"value": main_fid,
+            "description": "EMA model, DDPM ancestral sampling "
+                           "(sigma_t^2 = beta_t, x0 clipped)",
             "sampling_steps": schedule.num_steps, "paper": "ddpm_cifar10_fid"},
-    **{f"fid_{label.replace(', ', '_')}": {"value": c["fid"], "sampling_steps": schedule.num_steps,
-                                          "description": f"comparison model ({label}), {P['compare_steps']:,} training steps"}
+    **{f"fid_{label.replace(', ', '_')}": {
+           "value": c["fid"], "sampling_steps": schedule.num_steps,
+           "description": f"comparison model ({label}), "
+                          f"{P['compare_steps']:,} training steps"}
        for label, c in comparison.items()},
-}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} in {train_seconds:.0f} s on {device} "
+}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
+                      f"in {train_seconds:.0f} s on {device} "
                       f"(with {len(P['snapshots'])} snapshot samplings)",
-          "sampling": f"{n_fid:,} samples x {schedule.num_steps} steps in {sample_seconds:.0f} s"})
+          "sampling": f"{n_fid:,} samples x {schedule.num_steps} steps in "
+                      f"{sample_seconds:.0f} s"})
 
 # %% [markdown]
 # ## Summary

@@ -30,9 +30,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import time
@@ -44,35 +52,45 @@ import course_lib
 from course_lib.course.paths import cache_dir
 from course_lib.data import load_cifar10, to_float, to_uint8
 from course_lib.process.diffusion import eps_to_x0, gather
-from course_lib.samplers.ddim import ddim_invert, ddim_sample, ddim_sigma, slerp, timesteps
+from course_lib.samplers.ddim import (ddim_invert, ddim_sample, ddim_sigma,
+                                      slerp, timesteps)
 from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.evaluation.metrics import psnr
-from course_lib.samplers.ode import dpm_solver_timesteps, dpmpp_2m_sample, euler_sample, heun_sample
-from course_lib.book.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.samplers.ode import (dpm_solver_timesteps, dpmpp_2m_sample,
+                                     euler_sample, heun_sample)
+from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
+                                      show_jpeg)
 from course_lib.recipes.ch03_ddpm import chapter3_unet, ddpm_recipe
 from course_lib.book.results import report
 from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = ddpm_recipe(profile)  # chapter 3's model and schedule (course_lib.recipes.common)
-P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
-    smoke=dict(step_counts=(10, 20, 50), fid_samples=8, fid_reference=100, sample_batch=32, show_images=8,
+# chapter 3's model and schedule (course_lib.recipes.common)
+recipe = ddpm_recipe(profile)
+# this chapter's sampling and evaluation sizes, per profile
+P = profile.choose(
+    smoke=dict(step_counts=(10, 20, 50), fid_samples=8, fid_reference=100,
+               sample_batch=32, show_images=8,
                invert_images=8, invert_steps=(10, 50)),
     laptop=dict(step_counts=(10, 20, 50, 100), fid_samples=500,
                 fid_reference=10_000, sample_batch=250, show_images=8,
                 invert_images=64, invert_steps=(10, 50, 100)),
-    colab=dict(step_counts=(10, 20, 50, 100), fid_samples=1_000, fid_reference=10_000, sample_batch=500,
+    colab=dict(step_counts=(10, 20, 50, 100), fid_samples=1_000,
+               fid_reference=10_000, sample_batch=500,
                show_images=8, invert_images=64, invert_steps=(10, 50, 200)),
-    full=dict(step_counts=(10, 20, 50, 100, 1000), fid_samples=5_000, fid_reference=10_000, sample_batch=1_000,
+    full=dict(step_counts=(10, 20, 50, 100, 1000), fid_samples=5_000,
+              fid_reference=10_000, sample_batch=1_000,
               show_images=8, invert_images=256, invert_steps=(10, 50, 200)),
 )
 course_lib.show_setup("4 · DDIM and fast samplers", {
-    "model": f"chapter 3's EMA U-Net '{recipe['unet']}' ({recipe['schedule']} schedule, T = {recipe['num_steps']}), "
+    "model": f"chapter 3's EMA U-Net '{recipe['unet']}' "
+             f"({recipe['schedule']} schedule, T = {recipe['num_steps']}), "
              "loaded as an artifact (trained again if missing)",
     "samplers": "DDIM (eta = 0 and 1), Euler, Heun, DPM-Solver++(2M)",
     "steps": ", ".join(map(str, P["step_counts"])),
-    "FID": f"{P['fid_samples']:,} samples per sampler and step count against {P['fid_reference']:,} test images",
+    "FID": f"{P['fid_samples']:,} samples per sampler and step count "
+           f"against {P['fid_reference']:,} test images",
 }, profile, device)
 
 # %% [markdown]
@@ -89,9 +107,13 @@ model.eval()
 schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
 alpha_bar = schedule.alpha_bar
 T = schedule.num_steps
-print(f"loaded in {time.perf_counter() - t0:.1f} s: {meta['name']}, profile {meta['profile']}, "
-      f"trained on {meta['hardware']} in {meta['train_seconds'] or 0:.0f} s by {meta['produced_by']}")
-print("its chapter 3 metrics:", {k: round(v, 2) if isinstance(v, float) else v for k, v in meta["metrics"].items()})
+print(f"loaded in {time.perf_counter() - t0:.1f} s: {meta['name']}, "
+      f"profile {meta['profile']}, "
+      f"trained on {meta['hardware']} in {meta['train_seconds'] or 0:.0f} s "
+      f"by {meta['produced_by']}")
+print("its chapter 3 metrics:",
+      {k: round(v, 2) if isinstance(v, float) else v
+       for k, v in meta["metrics"].items()})
 
 # %% [markdown]
 # ## A family of processes with the same marginals
@@ -140,10 +162,13 @@ print("its chapter 3 metrics:", {k: round(v, 2) if isinstance(v, float) else v f
 # %% tags=["solution"]
 def ddim_step(x_t, eps, t, t_prev, alpha_bar, eta, noise):
     a = alpha_bar[t]
-    a_prev = alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=alpha_bar.dtype)
+    a_prev = (alpha_bar[t_prev] if t_prev >= 0
+              else torch.tensor(1.0, dtype=alpha_bar.dtype))
     x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()  # DDPM Eq. 15
-    sigma = eta * ((1 - a_prev) / (1 - a)).sqrt() * (1 - a / a_prev).sqrt()  # DDIM Eq. 16
-    return a_prev.sqrt() * x0_hat + (1 - a_prev - sigma**2).sqrt() * eps + sigma * noise  # DDIM Eq. 12
+    # DDIM Eq. 16
+    sigma = eta * ((1 - a_prev) / (1 - a)).sqrt() * (1 - a / a_prev).sqrt()
+    return (a_prev.sqrt() * x0_hat + (1 - a_prev - sigma**2).sqrt() * eps
+            + sigma * noise)  # DDIM Eq. 12
 
 
 # %% [markdown]
@@ -166,19 +191,26 @@ def sample_ddim(model, x_T, steps, eta=0.0, generator=None):
     x = x_T
     stride = T // len(steps)
     for t in steps.tolist():
-        eps = model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if eta > 0 else torch.zeros_like(x)
+        eps = model(x, torch.full((x.shape[0],), t, device=x.device,
+                                  dtype=torch.long))
+        noise = (torch.randn(x.shape, generator=generator, device=x.device,
+                             dtype=x.dtype) if eta > 0
+                 else torch.zeros_like(x))
         x = ddim_step(x, eps, t, t - stride, alpha_bar.to(x), eta, noise)
     return x
 
 
 stand_in = lambda x, t: 0.3 * x + 0.001 * t.view(-1, 1, 1, 1)
-x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0),
+                  dtype=torch.float64)
 for eta in (0.0, 0.6):
-    torch.testing.assert_close(sample_ddim(stand_in, x_T, timesteps(T, 20), eta, torch.Generator().manual_seed(1)),
-                               ddim_sample(stand_in, schedule, x_T, timesteps(T, 20), eta=eta,
-                                           generator=torch.Generator().manual_seed(1)))
-print("inline DDIM loop == course_lib.samplers.ddim.ddim_sample (eta = 0 and 0.6)")
+    torch.testing.assert_close(
+        sample_ddim(stand_in, x_T, timesteps(T, 20), eta,
+                    torch.Generator().manual_seed(1)),
+        ddim_sample(stand_in, schedule, x_T, timesteps(T, 20), eta=eta,
+                    generator=torch.Generator().manual_seed(1)))
+print("inline DDIM loop == course_lib.samplers.ddim.ddim_sample "
+      "(eta = 0 and 0.6)")
 print("the 10 steps of timesteps(1000, 10):", timesteps(T, 10).tolist())
 
 # %% [markdown]
@@ -189,16 +221,20 @@ print("the 10 steps of timesteps(1000, 10):", timesteps(T, 10).tolist())
 # the point of the method (on a well-trained model; the `smoke` model is another matter).
 
 # %%
-x_T_show = torch.randn(P["show_images"], 3, 32, 32, generator=torch.Generator().manual_seed(7)).to(device)
+x_T_show = torch.randn(P["show_images"], 3, 32, 32,
+                       generator=torch.Generator().manual_seed(7)).to(device)
 slider_counts = sorted({*P["step_counts"], 5, 1000})
 frames, labels = [], []
 for n in slider_counts:
     t0 = time.perf_counter()
     x = ddim_sample(model, schedule, x_T_show, timesteps(T, n)).clamp(-1, 1)
     seconds = time.perf_counter() - t0
-    fig = image_grid(x.cpu(), nrow=P["show_images"], title=f"DDIM, eta = 0, {n} steps", figsize=(8, 1.3)).figure
+    fig = image_grid(x.cpu(), nrow=P["show_images"],
+                     title=f"DDIM, eta = 0, {n} steps",
+                     figsize=(8, 1.3)).figure
     frames.append(figure_jpeg(fig, dpi=70))
-    labels.append(f"{n} steps: {n} network evaluations, {seconds:.1f} s for {P['show_images']} images on {device}")
+    labels.append(f"{n} steps: {n} network evaluations, {seconds:.1f} s "
+                  f"for {P['show_images']} images on {device}")
 frame_slider(frames, labels, description="steps")
 
 # %% [markdown]
@@ -212,9 +248,11 @@ frame_slider(frames, labels, description="steps")
 # %%
 etas = [0.0, 0.2, 0.5, 1.0]
 rows = [ddim_sample(model, schedule, x_T_show, timesteps(T, 50), eta=e,
-                    generator=torch.Generator(device).manual_seed(0)).clamp(-1, 1).cpu() for e in etas]
+                    generator=torch.Generator(device).manual_seed(0))
+        .clamp(-1, 1).cpu() for e in etas]
 image_grid(torch.cat(rows), nrow=P["show_images"], figsize=(8, 4.4),
-           title="DDIM, 50 steps, same x_T; rows: eta = " + ", ".join(map(str, etas)))
+           title="DDIM, 50 steps, same x_T; rows: eta = "
+                 + ", ".join(map(str, etas)))
 show_jpeg()
 print("sigma of the first jump (999 -> 979) at each eta:",
       ", ".join(f"{e}: {ddim_sigma(schedule, 999, 979, e):.3f}" for e in etas))
@@ -238,11 +276,15 @@ print("sigma of the first jump (999 -> 979) at each eta:",
 
 # %%
 g = torch.Generator().manual_seed(2)
-x_t, eps = torch.randn(4, 3, 32, 32, generator=g, dtype=torch.float64), torch.randn(4, 3, 32, 32, generator=g, dtype=torch.float64)
+x_t, eps = (torch.randn(4, 3, 32, 32, generator=g, dtype=torch.float64),
+            torch.randn(4, 3, 32, 32, generator=g, dtype=torch.float64))
 t, t_prev = 700, 650
 sig = lambda s: ((1 - alpha_bar[s]) / alpha_bar[s]).sqrt()
-euler = x_t / alpha_bar[t].sqrt() + (sig(t_prev) - sig(t)) * eps  # Euler in (sigma, x / sqrt(alpha_bar))
-torch.testing.assert_close(euler * alpha_bar[t_prev].sqrt(), ddim_step(x_t, eps, t, t_prev, alpha_bar, 0.0, torch.zeros_like(x_t)))
+# Euler in (sigma, x / sqrt(alpha_bar))
+euler = x_t / alpha_bar[t].sqrt() + (sig(t_prev) - sig(t)) * eps
+torch.testing.assert_close(euler * alpha_bar[t_prev].sqrt(),
+                           ddim_step(x_t, eps, t, t_prev, alpha_bar, 0.0,
+                                     torch.zeros_like(x_t)))
 print("a deterministic DDIM step == an Euler step of the probability-flow ODE")
 
 # %% [markdown]
@@ -256,14 +298,30 @@ print("a deterministic DDIM step == an Euler step of the probability-flow ODE")
 
 # %%
 samplers = {
-    "DDIM, eta = 0": (lambda x, n, g: ddim_sample(model, schedule, x, timesteps(T, n)), lambda n: n),
-    "DDIM, eta = 1": (lambda x, n, g: ddim_sample(model, schedule, x, timesteps(T, n), eta=1.0, generator=g), lambda n: n),
-    "Euler": (lambda x, n, g: euler_sample(model, schedule, x, timesteps(T, n, "linspace")), lambda n: n),
-    "Heun": (lambda x, n, g: heun_sample(model, schedule, x, timesteps(T, n, "linspace")), lambda n: 2 * n - 1),
-    "DPM-Solver++(2M)": (lambda x, n, g: dpmpp_2m_sample(model, schedule, x, dpm_solver_timesteps(T, n)), lambda n: n),
+    "DDIM, eta = 0": (
+        lambda x, n, g: ddim_sample(model, schedule, x, timesteps(T, n)),
+        lambda n: n),
+    "DDIM, eta = 1": (
+        lambda x, n, g: ddim_sample(model, schedule, x, timesteps(T, n),
+                                    eta=1.0, generator=g),
+        lambda n: n),
+    "Euler": (
+        lambda x, n, g: euler_sample(model, schedule, x,
+                                     timesteps(T, n, "linspace")),
+        lambda n: n),
+    "Heun": (
+        lambda x, n, g: heun_sample(model, schedule, x,
+                                    timesteps(T, n, "linspace")),
+        lambda n: 2 * n - 1),
+    "DPM-Solver++(2M)": (
+        lambda x, n, g: dpmpp_2m_sample(model, schedule, x,
+                                        dpm_solver_timesteps(T, n)),
+        lambda n: n),
 }
-test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
-ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+test_data = load_cifar10("test", subset=P["fid_reference"]
+                         if P["fid_reference"] < 10_000 else None)
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
+                      f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
 n_fid, batch = P["fid_samples"], P["sample_batch"]
 results = {}
@@ -271,17 +329,27 @@ for name, (run, nfe) in samplers.items():
     for n in P["step_counts"]:
         t0 = time.perf_counter()
         g = torch.Generator(device).manual_seed(0)
-        x = torch.cat([run(torch.randn(min(batch, n_fid - i), 3, 32, 32, generator=torch.Generator().manual_seed(1000 + i)).to(device), n, g)
-                       for i in range(0, n_fid, batch)]).clamp(-1, 1)
+        x = torch.cat([
+            run(torch.randn(
+                min(batch, n_fid - i), 3, 32, 32,
+                generator=torch.Generator().manual_seed(1000 + i)).to(device),
+                n, g)
+            for i in range(0, n_fid, batch)]).clamp(-1, 1)
         seconds = time.perf_counter() - t0
-        score = fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
+        score = fid(to_uint8(x), ref.mu, ref.sigma,
+                    f"{test_data.source_id} test", ref_count=ref.num_images)
         results[name, n] = dict(fid=score.value, nfe=nfe(n), seconds=seconds)
-print(f"FID of {n_fid:,} samples each against {ref.num_images:,} {test_data.source_id} test images "
-      f"({P['sample_batch']} per batch on {device}); sampling seconds in brackets")
-print(f"{'sampler':<18}" + "".join(f"{n:>16} steps" for n in P["step_counts"]))
+print(f"FID of {n_fid:,} samples each against {ref.num_images:,} "
+      f"{test_data.source_id} test images "
+      f"({P['sample_batch']} per batch on {device}); "
+      "sampling seconds in brackets")
+print(f"{'sampler':<18}"
+      + "".join(f"{n:>16} steps" for n in P["step_counts"]))
 for name in samplers:
-    print(f"{name:<18}" + "".join(f"{results[name, n]['fid']:>12.2f} ({results[name, n]['seconds']:>5.1f})"
-                                  for n in P["step_counts"]))
+    print(f"{name:<18}"
+          + "".join(f"{results[name, n]['fid']:>12.2f} "
+                    f"({results[name, n]['seconds']:>5.1f})"
+                    for n in P["step_counts"]))
 
 # %% [markdown]
 # The DDIM paper's CIFAR-10 numbers, for reference (Table 1 of {cite:t}`song2021ddim`: DDPM's
@@ -297,18 +365,23 @@ for name in samplers:
 # FID falls with the number of samples).
 
 # %%
-ddim_paper = {"DDIM, eta = 0": {10: 13.36, 20: 6.84, 50: 4.67, 100: 4.16, 1000: 4.04},
-              "DDIM, eta = 1": {10: 41.07, 20: 18.36, 50: 8.01, 100: 5.78, 1000: 4.73}}
+ddim_paper = {
+    "DDIM, eta = 0": {10: 13.36, 20: 6.84, 50: 4.67, 100: 4.16, 1000: 4.04},
+    "DDIM, eta = 1": {10: 41.07, 20: 18.36, 50: 8.01, 100: 5.78, 1000: 4.73}}
 fig, ax = plt.subplots(figsize=(7, 4))
 for k, name in enumerate(samplers):
-    ax.plot([results[name, n]["nfe"] for n in P["step_counts"]], [results[name, n]["fid"] for n in P["step_counts"]],
+    ax.plot([results[name, n]["nfe"] for n in P["step_counts"]],
+            [results[name, n]["fid"] for n in P["step_counts"]],
             marker="o", color=f"C{k}", label=f"{name} (ours, {profile.name})")
     if name in ddim_paper:
         steps_ref = sorted(ddim_paper[name])
-        ax.plot(steps_ref, [ddim_paper[name][n] for n in steps_ref], ls="--", marker="x", color=f"C{k}",
+        ax.plot(steps_ref, [ddim_paper[name][n] for n in steps_ref], ls="--",
+                marker="x", color=f"C{k}",
                 alpha=0.6, label=f"{name}: DDIM paper (reference)")
-ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)", ylabel="FID",
-       title=f"FID vs NFE ({n_fid:,} samples per point; reference: 50k samples)")
+ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
+       ylabel="FID",
+       title=f"FID vs NFE ({n_fid:,} samples per point; "
+             "reference: 50k samples)")
 ax.legend(fontsize=7, ncol=2)
 plt.show()
 
@@ -322,8 +395,10 @@ plt.show()
 # steps. This is how image editing with diffusion models finds the noise of a real photo.
 
 # %%
-one_per_class = [int((test_data.labels == k % 10).nonzero()[k // 10]) for k in range(P["invert_images"])]
-x_real = to_float(test_data.images[one_per_class]).to(device)  # the classes in turn
+one_per_class = [int((test_data.labels == k % 10).nonzero()[k // 10])
+                 for k in range(P["invert_images"])]
+# the classes in turn
+x_real = to_float(test_data.images[one_per_class]).to(device)
 inversions = {}
 for n in P["invert_steps"]:
     ts = timesteps(T, n)
@@ -331,11 +406,15 @@ for n in P["invert_steps"]:
     back = ddim_sample(model, schedule, z, ts).clamp(-1, 1)
     inversions[n] = dict(z=z, back=back, psnr=psnr(back, x_real).mean().item())
     print(f"{n:>4} steps: round-trip PSNR {inversions[n]['psnr']:.1f} dB, "
-          f"inverted x_T has mean {z.mean():+.3f} and std {z.std():.3f} (noise: 0 and 1)")
+          f"inverted x_T has mean {z.mean():+.3f} and std {z.std():.3f} "
+          "(noise: 0 and 1)")
 n_best = max(P["invert_steps"])
-rows = [x_real[:8].cpu(), inversions[n_best]["z"][:8].clamp(-2.5, 2.5).cpu() / 2.5, inversions[n_best]["back"][:8].cpu()]
+rows = [x_real[:8].cpu(),
+        inversions[n_best]["z"][:8].clamp(-2.5, 2.5).cpu() / 2.5,
+        inversions[n_best]["back"][:8].cpu()]
 image_grid(torch.cat(rows), nrow=8, figsize=(8, 3.3),
-           title=f"test images, their DDIM-inverted noise ({n_best} steps), and the samples from it (rows)")
+           title=f"test images, their DDIM-inverted noise ({n_best} steps), "
+                 "and the samples from it (rows)")
 show_jpeg()
 
 # %% [markdown]
@@ -364,8 +443,10 @@ show_jpeg()
 # %% tags=["solution"]
 def my_slerp(z0, z1, weight):
     a, b = z0.flatten(1), z1.flatten(1)
-    theta = torch.arccos((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).view(-1, *([1] * (z0.ndim - 1)))
-    return (torch.sin((1 - weight) * theta) * z0 + torch.sin(weight * theta) * z1) / torch.sin(theta)
+    theta = (torch.arccos((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)))
+             .view(-1, *([1] * (z0.ndim - 1))))
+    return (torch.sin((1 - weight) * theta) * z0
+            + torch.sin(weight * theta) * z1) / torch.sin(theta)
 
 
 # %% [markdown]
@@ -385,30 +466,45 @@ check_slerp(my_slerp)
 z_a, z_b = inversions[n_best]["z"][0:1], inversions[n_best]["z"][1:2]
 weights = torch.linspace(0, 1, 8)
 paths = {"slerp": torch.cat([slerp(z_a, z_b, float(w)) for w in weights]),
-         "straight line": torch.cat([(1 - w) * z_a + w * z_b for w in weights])}
+         "straight line": torch.cat([(1 - w) * z_a + w * z_b
+                                     for w in weights])}
 ts = timesteps(T, n_best)
-rows = [ddim_sample(model, schedule, path, ts).clamp(-1, 1).cpu() for path in paths.values()]
-image_grid(torch.cat(rows), nrow=8, figsize=(8, 2.3), title="DDIM from interpolated noise: slerp (top), straight line (bottom)")
+rows = [ddim_sample(model, schedule, path, ts).clamp(-1, 1).cpu()
+        for path in paths.values()]
+image_grid(torch.cat(rows), nrow=8, figsize=(8, 2.3),
+           title="DDIM from interpolated noise: slerp (top), "
+                 "straight line (bottom)")
 show_jpeg()
 for name, path in paths.items():
-    print(f"{name:>13}: norm / sqrt(d) along the path:", " ".join(f"{v:.2f}" for v in path.flatten(1).norm(dim=1) / 3072**0.5))
+    print(f"{name:>13}: norm / sqrt(d) along the path:",
+          " ".join(f"{v:.2f}"
+                   for v in path.flatten(1).norm(dim=1) / 3072**0.5))
 
 # %% [markdown]
 # The chapter's headline numbers, recorded for the course's {doc}`Results page </book/results>`:
 
 # %%
-slug = {"DDIM, eta = 0": "ddim_eta0", "DDIM, eta = 1": "ddim_eta1", "Euler": "euler", "Heun": "heun",
+slug = {"DDIM, eta = 0": "ddim_eta0", "DDIM, eta = 1": "ddim_eta1",
+        "Euler": "euler", "Heun": "heun",
         "DPM-Solver++(2M)": "dpmpp_2m"}
-paper_key = lambda name, n: {"paper": f"ddim_cifar10_fid_{n}"} if name == "DDIM, eta = 0" and n in ddim_paper[name] else {}
+paper_key = lambda name, n: ({"paper": f"ddim_cifar10_fid_{n}"}
+                             if name == "DDIM, eta = 0"
+                             and n in ddim_paper[name] else {})
 report({
-    **{f"fid_{slug[name]}_{n}": {"value": results[name, n]["fid"], "samples": n_fid, "sampling_steps": results[name, n]["nfe"],
-                                 "reference": f"{test_data.source_id} test, {ref.num_images:,} images",
-                                 "description": f"{name}, {n} steps", **paper_key(name, n)}
+    **{f"fid_{slug[name]}_{n}": {
+           "value": results[name, n]["fid"], "samples": n_fid,
+           "sampling_steps": results[name, n]["nfe"],
+           "reference": f"{test_data.source_id} test, "
+                        f"{ref.num_images:,} images",
+           "description": f"{name}, {n} steps", **paper_key(name, n)}
        for name in samplers for n in P["step_counts"]},
-    **{f"inversion_psnr_{n}": {"value": inv["psnr"], "unit": "dB", "samples": P["invert_images"], "sampling_steps": 2 * n,
-                               "description": f"DDIM inversion then sampling, {n} steps each way"}
+    **{f"inversion_psnr_{n}": {
+           "value": inv["psnr"], "unit": "dB", "samples": P["invert_images"],
+           "sampling_steps": 2 * n,
+           "description": f"DDIM inversion then sampling, {n} steps each way"}
        for n, inv in inversions.items()},
-}, notes={"model": f"{meta['name']} ({meta['profile']}, trained on {meta['hardware']})"})
+}, notes={"model": f"{meta['name']} ({meta['profile']}, "
+                   f"trained on {meta['hardware']})"})
 
 # %% [markdown]
 # ## Summary

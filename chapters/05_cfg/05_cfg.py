@@ -28,9 +28,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import time
@@ -46,8 +54,10 @@ from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.process.guidance import cfg_model, drop_labels, guided_eps
 from course_lib.process.classifier_guidance import classifier_guided_model
-from course_lib.book.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
-from course_lib.recipes.ch05_cfg import (cfg_recipe, chapter5_classifier, chapter5_noisy_classifier,
+from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
+                                      show_jpeg)
+from course_lib.recipes.ch05_cfg import (cfg_recipe, chapter5_classifier,
+                                         chapter5_noisy_classifier,
                                          evaluate_classifier, train_cfg)
 from course_lib.recipes.ch03_ddpm import chapter3_unet
 from course_lib.book.results import report
@@ -55,26 +65,36 @@ from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = cfg_recipe(profile)  # chapter 3's U-Net recipe with 10 classes and label dropout (course_lib.recipes.common)
-P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
-    smoke=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=2, sampling_steps=50, fid_reference=100,
+# chapter 3's U-Net recipe with 10 classes and label dropout
+# (course_lib.recipes.common)
+recipe = cfg_recipe(profile)
+# this chapter's sampling and evaluation sizes, per profile
+P = profile.choose(
+    smoke=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=2,
+               sampling_steps=50, fid_reference=100,
                sample_batch=100, guidance_scales=(0.0, 10.0)),
     laptop=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=50,
                 sampling_steps=50, fid_reference=10_000, sample_batch=250,
                 guidance_scales=(0.0, 3.0, 10.0)),  # provisional (issue 19)
-    colab=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50, fid_reference=10_000,
+    colab=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100,
+               sampling_steps=50, fid_reference=10_000,
                sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
-    full=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=500, sampling_steps=50, fid_reference=10_000,
+    full=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=500,
+              sampling_steps=50, fid_reference=10_000,
               sample_batch=1_000, guidance_scales=(0.0, 3.0, 10.0)),
 )
 n_per_w = 10 * P["samples_per_class"]
 course_lib.show_setup("5 · Classifier-free guidance", {
-    "data": f"CIFAR-10 train with labels ({recipe['train_images'] or 'all 50,000'} images)",
-    "U-Net": f"'{recipe['unet']}' with a label embedding (10 classes + null), {recipe['steps']:,} steps, "
+    "data": "CIFAR-10 train with labels "
+            f"({recipe['train_images'] or 'all 50,000'} images)",
+    "U-Net": f"'{recipe['unet']}' with a label embedding "
+             f"(10 classes + null), {recipe['steps']:,} steps, "
              f"labels dropped with p = {recipe['p_uncond']}",
-    "classifiers": "an evaluation ResNet (clean images) and a noise-aware one (classifier guidance), "
+    "classifiers": "an evaluation ResNet (clean images) and a noise-aware "
+                   "one (classifier guidance), "
                    "loaded as artifacts or trained",
-    "sweep": f"w in {P['weights']}: {n_per_w:,} samples each, DDIM {P['sampling_steps']} steps, "
+    "sweep": f"w in {P['weights']}: {n_per_w:,} samples each, "
+             f"DDIM {P['sampling_steps']} steps, "
              f"FID against {P['fid_reference']:,} test images",
 }, profile, device)
 
@@ -105,7 +125,8 @@ course_lib.show_setup("5 · Classifier-free guidance", {
 
 # %% tags=["solution"]
 def my_drop_labels(y, p_uncond, null_class, u):
-    return torch.where(u < p_uncond, torch.full_like(y, null_class), y)  # CFG Algorithm 1
+    # CFG Algorithm 1
+    return torch.where(u < p_uncond, torch.full_like(y, null_class), y)
 
 
 # %% [markdown]
@@ -119,16 +140,22 @@ check_label_dropout(my_drop_labels)
 
 # %%
 train_data = load_cifar10("train", subset=recipe["train_images"])
-test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
-print(train_data)
+test_data = load_cifar10("test", subset=P["fid_reference"]
+                         if P["fid_reference"] < 10_000 else None)
+print(train_data)  # the source by name, never a folder of the machine
 t0 = time.perf_counter()
-result = train_cfg(recipe, train_data.images.to(device), train_data.labels.to(device))
+result = train_cfg(recipe, train_data.images.to(device),
+                   train_data.labels.to(device))
 model = result.ema.eval()
 train_seconds = time.perf_counter() - t0
-y_demo = torch.randint(0, 10, (10_000,), generator=torch.Generator().manual_seed(0))
-dropped = drop_labels(y_demo, recipe["p_uncond"], 10, generator=torch.Generator().manual_seed(1))
-print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; with p_uncond = {recipe['p_uncond']}, "
-      f"{(dropped == 10).float().mean():.3f} of 10,000 labels become the null class")
+y_demo = torch.randint(0, 10, (10_000,),
+                       generator=torch.Generator().manual_seed(0))
+dropped = drop_labels(y_demo, recipe["p_uncond"], 10,
+                      generator=torch.Generator().manual_seed(1))
+print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; "
+      f"with p_uncond = {recipe['p_uncond']}, "
+      f"{(dropped == 10).float().mean():.3f} of 10,000 labels become "
+      "the null class")
 
 # %% [markdown]
 # ## What guidance replaces: classifier guidance
@@ -150,17 +177,24 @@ print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; with p_uncon
 unet3, _ = chapter3_unet(profile, device)
 noisy_clf, noisy_meta = chapter5_noisy_classifier(profile, device)
 schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
-T, steps = schedule.num_steps, timesteps(schedule.num_steps, P["sampling_steps"])
-x_T = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(3)).to(device)
+T, steps = (schedule.num_steps,
+            timesteps(schedule.num_steps, P["sampling_steps"]))
+x_T = torch.randn(8, 3, 32, 32,
+                  generator=torch.Generator().manual_seed(3)).to(device)
 rows, labels = [], []
 for cls in (1, 7):  # automobile, horse
     for s in P["guidance_scales"]:
-        guided = classifier_guided_model(unet3.eval(), noisy_clf.eval(), cls, s, schedule.alpha_bar)
-        rows.append(ddim_sample(guided, schedule, x_T, steps).clamp(-1, 1).cpu())
+        guided = classifier_guided_model(unet3.eval(), noisy_clf.eval(), cls,
+                                         s, schedule.alpha_bar)
+        rows.append(ddim_sample(guided, schedule, x_T,
+                                steps).clamp(-1, 1).cpu())
         labels.append(f"{CIFAR10_CLASSES[cls]}, s = {s:g}")
-image_grid(torch.cat(rows), nrow=8, figsize=(8, 1.1 * len(rows)), title="classifier guidance, rows: " + "; ".join(labels))
+image_grid(torch.cat(rows), nrow=8, figsize=(8, 1.1 * len(rows)),
+           title="classifier guidance, rows: " + "; ".join(labels))
 show_jpeg()
-print(f"noise-aware classifier {noisy_meta['name']}: trained in {noisy_meta['train_seconds'] or 0:.0f} s on {noisy_meta['hardware']}")
+print(f"noise-aware classifier {noisy_meta['name']}: trained in "
+      f"{noisy_meta['train_seconds'] or 0:.0f} s on "
+      f"{noisy_meta['hardware']}")
 
 # %% [markdown]
 # Classifier guidance needs a second network trained on noisy images, a backward pass through it
@@ -198,7 +232,8 @@ print(f"noise-aware classifier {noisy_meta['name']}: trained in {noisy_meta['tra
 
 # %% tags=["solution"]
 def my_guided(eps_cond, eps_uncond, w):
-    w = torch.as_tensor(w, dtype=eps_cond.dtype, device=eps_cond.device).reshape(-1, 1, 1, 1)
+    w = torch.as_tensor(w, dtype=eps_cond.dtype,
+                        device=eps_cond.device).reshape(-1, 1, 1, 1)
     return eps_uncond + w * (eps_cond - eps_uncond)
 
 
@@ -218,17 +253,21 @@ check_guided_eps(my_guided)
 # time for small batches. Checked here on the trained model:
 
 # %%
-x_t = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(4)).to(device)
+x_t = torch.randn(6, 3, 32, 32,
+                  generator=torch.Generator().manual_seed(4)).to(device)
 t = torch.full((6,), 500, device=device, dtype=torch.long)
 y = torch.arange(6, device=device)
 with torch.no_grad():
-    two_passes = guided_eps(model(x_t, t, y), model(x_t, t, torch.full_like(y, 10)), 3.0)
+    two_passes = guided_eps(model(x_t, t, y),
+                            model(x_t, t, torch.full_like(y, 10)), 3.0)
     one_pass = cfg_model(model, y, 3.0)(x_t, t)
-    conditional, unconditional = model(x_t, t, y), model(x_t, t, torch.full_like(y, 10))
+    conditional, unconditional = (model(x_t, t, y),
+                                  model(x_t, t, torch.full_like(y, 10)))
 torch.testing.assert_close(one_pass, two_passes, rtol=1e-4, atol=1e-5)
 torch.testing.assert_close(cfg_model(model, y, 1.0)(x_t, t), conditional)
 torch.testing.assert_close(cfg_model(model, y, 0.0)(x_t, t), unconditional)
-print("batched CFG == two passes; w = 1 is the conditional and w = 0 the unconditional prediction")
+print("batched CFG == two passes; w = 1 is the conditional and w = 0 "
+      "the unconditional prediction")
 
 # %% [markdown]
 # ## The guidance sweep: quality, diversity and fidelity
@@ -241,37 +280,53 @@ print("batched CFG == two passes; w = 1 is the conditional and w = 0 the uncondi
 
 # %%
 classifier, clf_meta = chapter5_classifier(profile, device)
-print(f"evaluation classifier {clf_meta['name']}: test accuracy {clf_meta['metrics']['test_accuracy']:.3f} "
+print(f"evaluation classifier {clf_meta['name']}: test accuracy "
+      f"{clf_meta['metrics']['test_accuracy']:.3f} "
       f"on {clf_meta['metrics']['test_images']:,} CIFAR-10 test images")
-ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
+                      f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
-y_sweep = torch.arange(10).repeat_interleave(P["samples_per_class"]).to(device)  # (10 * n,)
-noise = torch.randn(n_per_w, 3, 32, 32, generator=torch.Generator().manual_seed(5)).to(device)
+# (10 * n,)
+y_sweep = torch.arange(10).repeat_interleave(
+    P["samples_per_class"]).to(device)
+noise = torch.randn(n_per_w, 3, 32, 32,
+                    generator=torch.Generator().manual_seed(5)).to(device)
 sweep, frames = {}, []
 for w in P["weights"]:
     t0 = time.perf_counter()
-    x = torch.cat([ddim_sample(cfg_model(model, y_b, w), schedule, n_b, steps).clamp(-1, 1)
-                   for n_b, y_b in zip(noise.split(P["sample_batch"]), y_sweep.split(P["sample_batch"]))])
+    x = torch.cat([ddim_sample(cfg_model(model, y_b, w), schedule, n_b,
+                               steps).clamp(-1, 1)
+                   for n_b, y_b in zip(noise.split(P["sample_batch"]),
+                                       y_sweep.split(P["sample_batch"]))])
     seconds = time.perf_counter() - t0
-    sweep[w] = dict(fid=fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images),
-                    accuracy=evaluate_classifier(classifier, x, y_sweep), seconds=seconds)
-    per_class = x.reshape(10, P["samples_per_class"], 3, 32, 32)[:, 0]  # the first sample of each class
-    fig = image_grid(per_class.cpu(), nrow=10, title=f"w = {w:g}: " + " ".join(CIFAR10_CLASSES), figsize=(9, 1.4)).figure
+    sweep[w] = dict(fid=fid(to_uint8(x), ref.mu, ref.sigma,
+                            f"{test_data.source_id} test",
+                            ref_count=ref.num_images),
+                    accuracy=evaluate_classifier(classifier, x, y_sweep),
+                    seconds=seconds)
+    # the first sample of each class
+    per_class = x.reshape(10, P["samples_per_class"], 3, 32, 32)[:, 0]
+    fig = image_grid(per_class.cpu(), nrow=10,
+                     title=f"w = {w:g}: " + " ".join(CIFAR10_CLASSES),
+                     figsize=(9, 1.4)).figure
     frames.append(figure_jpeg(fig, dpi=70))
-    print(f"w = {w:>4}: {sweep[w]['fid']}, classifier accuracy {sweep[w]['accuracy']:.3f} ({seconds:.0f} s)")
+    print(f"w = {w:>4}: {sweep[w]['fid']}, classifier accuracy "
+          f"{sweep[w]['accuracy']:.3f} ({seconds:.0f} s)")
 
 # %% [markdown]
 # One sample per class (columns) from the same noise at each weight: move the slider.
 
 # %%
-frame_slider(frames, [f"w = {w:g}: FID {sweep[w]['fid'].value:.1f}, accuracy {sweep[w]['accuracy']:.2f}"
+frame_slider(frames, [f"w = {w:g}: FID {sweep[w]['fid'].value:.1f}, "
+                      f"accuracy {sweep[w]['accuracy']:.2f}"
                       for w in P["weights"]], description="w")
 
 # %%
 fig, ax1 = plt.subplots(figsize=(6, 3.5))
 ws = list(P["weights"])
 ax1.plot(ws, [sweep[w]["fid"].value for w in ws], "o-", color="C0")
-ax1.set(xlabel="guidance weight w", ylabel="FID (lower is better)", title=f"{n_per_w:,} samples per point, {profile.name}")
+ax1.set(xlabel="guidance weight w", ylabel="FID (lower is better)",
+        title=f"{n_per_w:,} samples per point, {profile.name}")
 ax2 = ax1.twinx()
 ax2.plot(ws, [sweep[w]["accuracy"] for w in ws], "s--", color="C1")
 ax2.set_ylabel("classifier accuracy on samples", color="C1")
@@ -303,11 +358,15 @@ plt.show()
 #   $\phi$, tempers that.
 
 # %%
-variants = {"w = 4": dict(), "w = 4, away from truck": dict(y_neg=9), "w = 4, interval t in [200, 800]": dict(interval=(200, 800)),
+variants = {"w = 4": dict(), "w = 4, away from truck": dict(y_neg=9),
+            "w = 4, interval t in [200, 800]": dict(interval=(200, 800)),
             "w = 4, rescale phi = 0.7": dict(phi=0.7)}
-x_T = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(6)).to(device)
-rows = [ddim_sample(cfg_model(model, 1, 4.0, **kw), schedule, x_T, steps).clamp(-1, 1).cpu() for kw in variants.values()]
-image_grid(torch.cat(rows), nrow=8, figsize=(8, 4.4), title="class automobile; rows: " + "; ".join(variants))
+x_T = torch.randn(8, 3, 32, 32,
+                  generator=torch.Generator().manual_seed(6)).to(device)
+rows = [ddim_sample(cfg_model(model, 1, 4.0, **kw), schedule, x_T,
+                    steps).clamp(-1, 1).cpu() for kw in variants.values()]
+image_grid(torch.cat(rows), nrow=8, figsize=(8, 4.4),
+           title="class automobile; rows: " + "; ".join(variants))
 show_jpeg()
 for name, x in zip(variants, rows):
     print(f"{name:<34} pixel std {x.std():.3f}")
@@ -321,24 +380,38 @@ for name, x in zip(variants, rows):
 # %%
 path = save_artifact(
     f"ch05_unet-{profile.name}", model,
-    {"model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model.config).items()}, "recipe": recipe,
-     "data": train_data.source_id},
-    profile=profile.name, produced_by="chapters/05_cfg (course_lib.recipes.ch05_cfg.train_cfg)", seconds=train_seconds,
-    metrics={f"fid_w{w:g}": sweep[w]["fid"].value for w in ws} | {f"accuracy_w{w:g}": sweep[w]["accuracy"] for w in ws})
-print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {path.parent}")
+    {"model": {k: list(v) if isinstance(v, tuple) else v
+               for k, v in vars(model.config).items()},
+     "recipe": recipe, "data": train_data.source_id},
+    profile=profile.name,
+    produced_by="chapters/05_cfg (course_lib.recipes.ch05_cfg.train_cfg)",
+    seconds=train_seconds,
+    metrics=({f"fid_w{w:g}": sweep[w]["fid"].value for w in ws}
+             | {f"accuracy_w{w:g}": sweep[w]["accuracy"] for w in ws}))
+print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
+      "in the course cache (artifacts/)")
 
 # %% [markdown]
 # The chapter's headline numbers, recorded for the course's {doc}`Results page </book/results>`:
 
 # %%
 report({
-    **{f"fid_w{w:g}": {"value": sweep[w]["fid"], "sampling_steps": P["sampling_steps"],
-                       "description": f"CFG w = {w:g}, DDIM, {P['samples_per_class']} samples per class"} for w in ws},
-    **{f"accuracy_w{w:g}": {"value": sweep[w]["accuracy"], "samples": n_per_w, "sampling_steps": P["sampling_steps"],
-                            "description": f"evaluation classifier's accuracy on CFG samples, w = {w:g}"} for w in ws},
-    "classifier_test_accuracy": {"value": clf_meta["metrics"]["test_accuracy"], "samples": clf_meta["metrics"]["test_images"],
-                                 "description": "evaluation classifier on real CIFAR-10 test images"},
-}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} in {train_seconds:.0f} s on {device}"})
+    **{f"fid_w{w:g}": {"value": sweep[w]["fid"],
+                       "sampling_steps": P["sampling_steps"],
+                       "description": f"CFG w = {w:g}, DDIM, "
+                                      f"{P['samples_per_class']} samples "
+                                      "per class"} for w in ws},
+    **{f"accuracy_w{w:g}": {"value": sweep[w]["accuracy"], "samples": n_per_w,
+                            "sampling_steps": P["sampling_steps"],
+                            "description": "evaluation classifier's "
+                                           "accuracy on CFG samples, "
+                                           f"w = {w:g}"} for w in ws},
+    "classifier_test_accuracy": {
+        "value": clf_meta["metrics"]["test_accuracy"],
+        "samples": clf_meta["metrics"]["test_images"],
+        "description": "evaluation classifier on real CIFAR-10 test images"},
+}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
+                      f"in {train_seconds:.0f} s on {device}"})
 
 # %% [markdown]
 # ## Summary

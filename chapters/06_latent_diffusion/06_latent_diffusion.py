@@ -29,9 +29,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import textwrap
@@ -42,18 +50,25 @@ import torch
 
 import course_lib
 from course_lib.course.artifacts import save_artifact
-from course_lib.data.captions import COLOURS, caption_images, detokenize, image_attributes, tokenize
-from course_lib.data import CIFAR10_CLASSES, image_batches, load_cifar10, to_float, to_uint8
+from course_lib.data.captions import (COLOURS, caption_images, detokenize,
+                                      image_attributes, tokenize)
+from course_lib.data import (CIFAR10_CLASSES, image_batches, load_cifar10,
+                             to_float, to_uint8)
 from course_lib.course.paths import cache_dir
 from course_lib.process.diffusion import EpsilonLoss
 from course_lib.samplers.editing import inpaint, sdedit
 from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.evaluation.fid import fid, reference_stats
-from course_lib.data.latents import decode_latents, encode_images, latent_batches, latent_scale, sample_latents
-from course_lib.recipes.ch06_ldm import ldm_recipe, sampling_seconds_per_image, train_ldm, training_cost
+from course_lib.data.latents import (decode_latents, encode_images,
+                                     latent_batches, latent_scale,
+                                     sample_latents)
+from course_lib.recipes.ch06_ldm import (ldm_recipe,
+                                         sampling_seconds_per_image,
+                                         train_ldm, training_cost)
 from course_lib.evaluation.metrics import psnr
 from course_lib.models import UNet
-from course_lib.book.plotting import figure_jpeg, frame_slider, image_grid, show_jpeg
+from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
+                                      show_jpeg)
 from course_lib.recipes.ch02_vae import chapter2_vae
 from course_lib.recipes.ch03_ddpm import ddpm_recipe, train_ddpm, unet_config
 from course_lib.book.results import report
@@ -62,24 +77,34 @@ from course_lib.process.text_guidance import CaptionDropoutLoss, text_cfg_model
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = ldm_recipe(profile)  # the text-to-image model's sizes and training (course_lib.recipes.ch06_ldm)
-P = profile.choose(  # this chapter's sampling and evaluation sizes, per profile
-    smoke=dict(w=3.0, sampling_steps=25, samples_per_colour=8, budget_seconds=8, fid_samples=64, fid_reference=200),
+# the text-to-image model's sizes and training (course_lib.recipes.ch06_ldm)
+recipe = ldm_recipe(profile)
+# this chapter's sampling and evaluation sizes, per profile
+P = profile.choose(
+    smoke=dict(w=3.0, sampling_steps=25, samples_per_colour=8,
+               budget_seconds=8, fid_samples=64, fid_reference=200),
     laptop=dict(w=3.0, sampling_steps=50, samples_per_colour=64,
                 budget_seconds=600, fid_samples=2_000,
                 fid_reference=10_000),  # provisional (issue 19)
-    colab=dict(w=3.0, sampling_steps=50, samples_per_colour=64, budget_seconds=600, fid_samples=2_000,
+    colab=dict(w=3.0, sampling_steps=50, samples_per_colour=64,
+               budget_seconds=600, fid_samples=2_000,
                fid_reference=10_000),
-    full=dict(w=3.0, sampling_steps=50, samples_per_colour=256, budget_seconds=1_800, fid_samples=10_000,
+    full=dict(w=3.0, sampling_steps=50, samples_per_colour=256,
+              budget_seconds=1_800, fid_samples=10_000,
               fid_reference=10_000),
 )
 course_lib.show_setup("6 · Latent diffusion and text-to-image", {
-    "autoencoder": "chapter 2's VAE (loaded as an artifact, trained again if missing)",
-    "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} images) with synthetic captions",
-    "model": f"'{recipe['unet']}' U-Net with cross-attention + '{recipe['text']}' text encoder, "
-             f"{recipe['steps']:,} steps, captions dropped with p = {recipe['p_uncond']}",
+    "autoencoder": "chapter 2's VAE (loaded as an artifact, "
+                   "trained again if missing)",
+    "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} "
+            "images) with synthetic captions",
+    "model": f"'{recipe['unet']}' U-Net with cross-attention + "
+             f"'{recipe['text']}' text encoder, "
+             f"{recipe['steps']:,} steps, "
+             f"captions dropped with p = {recipe['p_uncond']}",
     "sampling": f"DDIM {P['sampling_steps']} steps, guidance w = {P['w']}",
-    "cost": f"latent vs pixel diffusion, each trained for {P['budget_seconds']} s; FID of {P['fid_samples']:,} "
+    "cost": "latent vs pixel diffusion, each trained for "
+            f"{P['budget_seconds']} s; FID of {P['fid_samples']:,} "
             f"samples against {P['fid_reference']:,} test images",
 }, profile, device)
 
@@ -98,24 +123,32 @@ course_lib.show_setup("6 · Latent diffusion and text-to-image", {
 vae, vae_meta = chapter2_vae(profile, device)
 vae.eval()
 train_data = load_cifar10("train", subset=recipe["train_images"])
-test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
-mu, logvar = encode_images(vae, train_data.images.to(device))  # each (N, 4, 8, 8): q(z | x) per image
-z = sample_latents(mu, logvar, torch.Generator(device).manual_seed(0))  # one z ~ q(z | x) per image
-kappa = 1.0 / z.double().std()  # LDM App. G: the scale that gives the latents unit variance
+test_data = load_cifar10("test", subset=P["fid_reference"]
+                         if P["fid_reference"] < 10_000 else None)
+# each (N, 4, 8, 8): q(z | x) per image
+mu, logvar = encode_images(vae, train_data.images.to(device))
+# one z ~ q(z | x) per image
+z = sample_latents(mu, logvar, torch.Generator(device).manual_seed(0))
+# LDM App. G: the scale that gives the latents unit variance
+kappa = 1.0 / z.double().std()
 scale = latent_scale(mu, logvar, torch.Generator(device).manual_seed(0))
 torch.testing.assert_close(float(kappa), scale)
-print(f"{train_data}\nlatents {tuple(mu.shape[1:])} ({mu[0].numel()} numbers per image, "
-      f"{train_data.images[0].numel() / mu[0].numel():.0f}x fewer than pixels); std(z) = {float(z.std()):.3f}, "
+print(f"{train_data}\n"  # the source by name
+      f"latents {tuple(mu.shape[1:])} ({mu[0].numel()} numbers per image, "
+      f"{train_data.images[0].numel() / mu[0].numel():.0f}x fewer than "
+      f"pixels); std(z) = {float(z.std()):.3f}, "
       f"so kappa = {scale:.4f}")
 
 # %%
-spread = torch.linspace(0, len(test_data.images) - 1, 8).long()  # eight test images, across the classes
+# eight test images, across the classes
+spread = torch.linspace(0, len(test_data.images) - 1, 8).long()
 x_test = to_float(test_data.images[spread]).to(device)
 with torch.no_grad():
     recon = vae(x_test)  # decode(mu(x)): what the VAE keeps of each image
 recon_psnr = float(psnr(recon.clamp(-1, 1), x_test).mean())
 image_grid(torch.cat([x_test, recon]).cpu(), nrow=8, figsize=(8, 2.2),
-           title=f"test images (top) and the VAE's reconstructions (bottom): PSNR {recon_psnr:.1f} dB")
+           title="test images (top) and the VAE's reconstructions (bottom): "
+                 f"PSNR {recon_psnr:.1f} dB")
 show_jpeg()
 
 # %% [markdown]
@@ -136,15 +169,20 @@ show_jpeg()
 
 # %%
 captions = caption_images(train_data.images, train_data.labels)
-tokens = tokenize(captions, recipe["max_tokens"])  # (N, L) long: BOS, words, padding
+# (N, L) long: BOS, words, padding
+tokens = tokenize(captions, recipe["max_tokens"])
 assert detokenize(tokens[:100]) == captions[:100]
 colour, _ = image_attributes(train_data.images)
 share = torch.bincount(colour, minlength=len(COLOURS)).float() / len(colour)
 print(f"{len(set(captions))} distinct captions; dominant colours: "
-      + ", ".join(f"{c} {p:.0%}" for c, p in zip(COLOURS, share.tolist()) if p > 0))
-print("tokens of the first caption:", tokens[0].tolist(), "=", repr(captions[0]))
+      + ", ".join(f"{c} {p:.0%}"
+                  for c, p in zip(COLOURS, share.tolist()) if p > 0))
+print("tokens of the first caption:", tokens[0].tolist(), "=",
+      repr(captions[0]))
 fig, axes = plt.subplots(2, 4, figsize=(9, 5))
-for ax, i in zip(axes.flat, torch.linspace(0, len(captions) - 1, 8).long().tolist()):  # across the classes
+# across the classes
+for ax, i in zip(axes.flat,
+                 torch.linspace(0, len(captions) - 1, 8).long().tolist()):
     ax.imshow(train_data.images[i].permute(1, 2, 0).numpy())
     ax.set_title(textwrap.fill(captions[i], 22), fontsize=8)
     ax.axis("off")
@@ -183,7 +221,8 @@ show_jpeg(fig)
 # %% tags=["solution"]
 def my_cross_attention(q, k, v, mask):
     scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5  # (B, heads, N, L)
-    scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))  # padding gets no weight
+    # padding gets no weight
+    scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
     return scores.softmax(dim=-1) @ v  # LDM Eq. 3
 
 
@@ -202,15 +241,22 @@ check_cross_attention(my_cross_attention)
 # it gives what your function gives:
 
 # %% tags=["nbval-check-output"]
-layer = course_lib.models.unet_blocks.CrossAttention(channels=16, context_dim=12, num_heads=2, groups=4).double()
-torch.nn.init.normal_(layer.proj.weight)  # the output projection starts at zero; make it visible
-feat = torch.randn(3, 16, 4, 4, dtype=torch.float64)  # (B, C, H, W) feature map
+layer = course_lib.models.unet_blocks.CrossAttention(
+    channels=16, context_dim=12, num_heads=2, groups=4).double()
+# the output projection starts at zero; make it visible
+torch.nn.init.normal_(layer.proj.weight)
+# (B, C, H, W) feature map
+feat = torch.randn(3, 16, 4, 4, dtype=torch.float64)
 ctx = torch.randn(3, 5, 12, dtype=torch.float64)  # (B, L, D) token features
-ctx_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
-heads = lambda a, n: a.reshape(3, n, 2, 8).transpose(1, 2)  # (B, n, C) -> (B, heads, n, d)
+ctx_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]],
+                        dtype=torch.bool)
+# (B, n, C) -> (B, heads, n, d)
+heads = lambda a, n: a.reshape(3, n, 2, 8).transpose(1, 2)
 q = heads(layer.q(layer.norm(feat).flatten(2).transpose(1, 2)), 16)
-attn = my_cross_attention(q, heads(layer.k(ctx), 5), heads(layer.v(ctx), 5), ctx_mask)  # (B, heads, HW, d)
-mine = feat + layer.proj(attn.transpose(1, 2).reshape(3, 16, 16)).transpose(1, 2).reshape(3, 16, 4, 4)
+attn = my_cross_attention(q, heads(layer.k(ctx), 5), heads(layer.v(ctx), 5),
+                          ctx_mask)  # (B, heads, HW, d)
+mine = feat + (layer.proj(attn.transpose(1, 2).reshape(3, 16, 16))
+               .transpose(1, 2).reshape(3, 16, 4, 4))
 torch.testing.assert_close(mine, layer(feat, ctx, ctx_mask))
 print("my cross-attention equals course_lib's CrossAttention layer")
 
@@ -230,13 +276,22 @@ result = train_ldm(recipe, mu, logvar, tokens.to(device), scale)
 model = result.ema.eval()
 train_seconds = time.perf_counter() - t0
 n_params = sum(p.numel() for p in model.parameters())
-print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; {n_params / 1e6:.2f}M parameters "
-      f"({sum(p.numel() for p in model.text.parameters()) / 1e6:.2f}M in the text encoder)")
-save_artifact(f"ch06_ldm-{profile.name}", model,
-              {"model": model.config.to_dict(), "recipe": recipe, "data": train_data.source_id,
-               "latent_scale": scale, "vae": vae_meta["name"], "vae_sha256": vae_meta["sha256"], "processes": 1},
-              profile=profile.name, produced_by="chapters/06_latent_diffusion (course_lib.recipes.ch06_ldm.train_ldm)",
-              seconds=train_seconds, metrics={"latent_scale": scale})
+print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; "
+      f"{n_params / 1e6:.2f}M parameters "
+      f"({sum(p.numel() for p in model.text.parameters()) / 1e6:.2f}M "
+      "in the text encoder)")
+path = save_artifact(
+    f"ch06_ldm-{profile.name}", model,
+    {"model": model.config.to_dict(), "recipe": recipe,
+     "data": train_data.source_id, "latent_scale": scale,
+     "vae": vae_meta["name"], "vae_sha256": vae_meta["sha256"],
+     "processes": 1},
+    profile=profile.name,
+    produced_by="chapters/06_latent_diffusion "
+                "(course_lib.recipes.ch06_ldm.train_ldm)",
+    seconds=train_seconds, metrics={"latent_scale": scale})
+print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
+      "in the course cache (artifacts/)")
 
 # %% [markdown]
 # ## Text to image, with guidance
@@ -254,19 +309,27 @@ latent_shape = tuple(mu.shape[1:])
 
 
 def text_to_image(prompt, z_T, w=P["w"], negative=None):
-    """Images (B, 3, 32, 32) in [-1, 1] for one prompt, from latent noise z_T (B, 4, 8, 8)."""
-    neg = None if negative is None else tokenize(negative, recipe["max_tokens"])[0]
-    guided = text_cfg_model(model, tokenize(prompt, recipe["max_tokens"])[0], w, negative=neg)
-    return decode_latents(vae, ddim_sample(guided, schedule, z_T, steps), scale)
+    """Images (B, 3, 32, 32) in [-1, 1] for one prompt, from latent noise
+    z_T (B, 4, 8, 8)."""
+    neg = (None if negative is None
+           else tokenize(negative, recipe["max_tokens"])[0])
+    guided = text_cfg_model(model, tokenize(prompt, recipe["max_tokens"])[0],
+                            w, negative=neg)
+    return decode_latents(vae, ddim_sample(guided, schedule, z_T, steps),
+                          scale)
 
 
 colour_words = ["red", "yellow", "green", "blue", "white"]
-z_T = torch.randn(P["samples_per_colour"], *latent_shape, generator=torch.Generator().manual_seed(1)).to(device)
-by_colour = {c: text_to_image(f"a photo of a {c} automobile", z_T) for c in colour_words}
+z_T = torch.randn(P["samples_per_colour"], *latent_shape,
+                  generator=torch.Generator().manual_seed(1)).to(device)
+by_colour = {c: text_to_image(f"a photo of a {c} automobile", z_T)
+             for c in colour_words}
 n_show = min(6, P["samples_per_colour"])
-grid = torch.stack([by_colour[c][:n_show] for c in colour_words], dim=1).flatten(0, 1)  # rows: seeds
+grid = torch.stack([by_colour[c][:n_show] for c in colour_words],
+                   dim=1).flatten(0, 1)  # rows: seeds
 image_grid(grid.cpu(), nrow=len(colour_words), figsize=(5, 1.05 * n_show),
-           title="a photo of a {" + ", ".join(colour_words) + "} automobile\n(columns; same noise along each row)")
+           title="a photo of a {" + ", ".join(colour_words)
+                 + "} automobile\n(columns; same noise along each row)")
 show_jpeg()
 
 # %% [markdown]
@@ -279,10 +342,13 @@ measured_empty, _ = image_attributes(to_uint8(empty).cpu())
 match = {}
 for c in colour_words:
     measured, _ = image_attributes(to_uint8(by_colour[c]).cpu())
-    match[c] = ((measured == COLOURS.index(c)).float().mean().item(), (measured_empty == COLOURS.index(c)).float().mean().item())
-print(f"share of samples whose measured dominant colour is the prompt's ({P['samples_per_colour']} per colour, w = {P['w']}):")
+    match[c] = ((measured == COLOURS.index(c)).float().mean().item(),
+                (measured_empty == COLOURS.index(c)).float().mean().item())
+print(f"share of samples whose measured dominant colour is the prompt's "
+      f"({P['samples_per_colour']} per colour, w = {P['w']}):")
 for c, (m, base) in match.items():
-    print(f"  {c:7s} {m:6.1%}   (empty caption on the same noise: {base:6.1%})")
+    print(f"  {c:7s} {m:6.1%}   "
+          f"(empty caption on the same noise: {base:6.1%})")
 colour_match = sum(m for m, _ in match.values()) / len(match)
 colour_base = sum(b for _, b in match.values()) / len(match)
 
@@ -327,21 +393,30 @@ check_img2img_steps(my_img2img_steps)
 # The slider moves the strength; the prompt asks for a blue version of each test image.
 
 # %%
-x_edit, y_edit = test_data.images[spread[::2]], test_data.labels[spread[::2]]  # four test images
-z0 = scale * encode_images(vae, x_edit.to(device))[0]  # the scaled posterior means (4, 4, 8, 8)
+# four test images
+x_edit, y_edit = test_data.images[spread[::2]], test_data.labels[spread[::2]]
+# the scaled posterior means (4, 4, 8, 8)
+z0 = scale * encode_images(vae, x_edit.to(device))[0]
 prompts = [f"a photo of a blue {CIFAR10_CLASSES[y]}" for y in y_edit.tolist()]
-guided = text_cfg_model(model, tokenize(prompts, recipe["max_tokens"]).to(device), P["w"])
-noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(2)).to(device)
+guided = text_cfg_model(model,
+                        tokenize(prompts, recipe["max_tokens"]).to(device),
+                        P["w"])
+noise = torch.randn(z0.shape,
+                    generator=torch.Generator().manual_seed(2)).to(device)
 strengths = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 frames = []
 for strength in strengths:
-    edited = decode_latents(vae, sdedit(guided, schedule, z0, steps, strength, noise), scale)
-    ax = image_grid(torch.cat([to_float(x_edit).to(device), edited]).cpu(), nrow=4, figsize=(4.5, 2.6),
-                    title=f"strength {strength:g}: originals (top), edited (bottom)")
+    edited = decode_latents(
+        vae, sdedit(guided, schedule, z0, steps, strength, noise), scale)
+    ax = image_grid(torch.cat([to_float(x_edit).to(device), edited]).cpu(),
+                    nrow=4, figsize=(4.5, 2.6),
+                    title=f"strength {strength:g}: originals (top), "
+                          "edited (bottom)")
     frames.append(figure_jpeg(ax.figure, dpi=70))
     plt.close(ax.figure)
 print("prompts:", prompts)
-frame_slider(frames, [f"strength {s:g}" for s in strengths], description="strength")
+frame_slider(frames, [f"strength {s:g}" for s in strengths],
+             description="strength")
 
 # %% [markdown]
 # ## Inpainting
@@ -355,11 +430,14 @@ frame_slider(frames, [f"strength {s:g}" for s in strengths], description="streng
 # %%
 known = torch.ones(1, 1, *latent_shape[1:], device=device)
 known[..., latent_shape[2] // 2:] = 0  # 0: the model fills in the right half
-z_fill = torch.randn(z0.shape, generator=torch.Generator().manual_seed(3)).to(device)
-filled = decode_latents(vae, inpaint(guided, schedule, z0, known, z_fill, steps), scale)
+z_fill = torch.randn(z0.shape,
+                     generator=torch.Generator().manual_seed(3)).to(device)
+filled = decode_latents(
+    vae, inpaint(guided, schedule, z0, known, z_fill, steps), scale)
 shown = to_float(x_edit).to(device).clone()
 shown[..., 16:] = 0.0  # the masked input, for the figure
-image_grid(torch.cat([to_float(x_edit).to(device), shown, filled]).cpu(), nrow=4, figsize=(4.5, 3.6),
+image_grid(torch.cat([to_float(x_edit).to(device), shown, filled]).cpu(),
+           nrow=4, figsize=(4.5, 3.6),
            title="original, masked, inpainted (prompt: a blue ...)")
 show_jpeg()
 
@@ -376,47 +454,73 @@ show_jpeg()
 # %%
 pixel_recipe = ddpm_recipe(profile)
 pixel_images = train_data.images.to(device)
-pixel_loss = EpsilonLoss(make_schedule(pixel_recipe["schedule"], pixel_recipe["num_steps"]))
-pixel_batches = image_batches(pixel_images, recipe["batch"], generator=torch.Generator(device).manual_seed(0))
+pixel_loss = EpsilonLoss(make_schedule(pixel_recipe["schedule"],
+                                       pixel_recipe["num_steps"]))
+pixel_batches = image_batches(pixel_images, recipe["batch"],
+                              generator=torch.Generator(device).manual_seed(0))
 latent_loss = CaptionDropoutLoss(schedule, p_uncond=recipe["p_uncond"])
-latent_data = latent_batches(mu, logvar, tokens.to(device), recipe["batch"], scale, torch.Generator(device).manual_seed(0))
+latent_data = latent_batches(mu, logvar, tokens.to(device), recipe["batch"],
+                             scale, torch.Generator(device).manual_seed(0))
 pixel_model = UNet(unet_config(pixel_recipe)).to(device)
 cost = {"pixel": training_cost(pixel_model, pixel_loss, pixel_batches),
         "latent": training_cost(model, latent_loss, latent_data)}
 x_pix = torch.randn(16, 3, 32, 32, device=device)
 pixel_model.eval()
-sample_s = {"pixel": sampling_seconds_per_image(lambda: ddim_sample(pixel_model, schedule, x_pix, steps), 16),
-            "latent": sampling_seconds_per_image(
-                lambda: decode_latents(vae, ddim_sample(text_cfg_model(model, tokenize("")[0], 1.0), schedule,
-                                                        z_T[:16], steps), scale), min(16, len(z_T)))}
-params = {"pixel": sum(p.numel() for p in pixel_model.parameters()), "latent": n_params}
+sample_s = {
+    "pixel": sampling_seconds_per_image(
+        lambda: ddim_sample(pixel_model, schedule, x_pix, steps), 16),
+    "latent": sampling_seconds_per_image(
+        lambda: decode_latents(
+            vae, ddim_sample(text_cfg_model(model, tokenize("")[0], 1.0),
+                             schedule, z_T[:16], steps), scale),
+        min(16, len(z_T)))}
+params = {"pixel": sum(p.numel() for p in pixel_model.parameters()),
+          "latent": n_params}
 print(f"batch {recipe['batch']}, {device}:")
-print(f"{'':8s}{'parameters':>12s}{'train steps/s':>15s}{'peak memory':>14s}{'sampling s/image':>18s}")
+print(f"{'':8s}{'parameters':>12s}{'train steps/s':>15s}{'peak memory':>14s}"
+      f"{'sampling s/image':>18s}")
 for k in ("pixel", "latent"):
-    mem = "n/a (CPU)" if cost[k].peak_memory_mib is None else f"{cost[k].peak_memory_mib:,.0f} MiB"
-    print(f"{k:8s}{params[k]:>12,}{cost[k].steps_per_second:>15.1f}{mem:>14s}{sample_s[k]:>18.4f}")
+    mem = ("n/a (CPU)" if cost[k].peak_memory_mib is None
+           else f"{cost[k].peak_memory_mib:,.0f} MiB")
+    print(f"{k:8s}{params[k]:>12,}{cost[k].steps_per_second:>15.1f}"
+          f"{mem:>14s}{sample_s[k]:>18.4f}")
 
 # %%
-budget_steps = {k: max(1, int(P["budget_seconds"] * cost[k].steps_per_second)) for k in cost}
-pixel_run = train_ddpm(pixel_recipe, pixel_images, steps=budget_steps["pixel"], progress=False)
-latent_run = train_ldm(recipe, mu, logvar, tokens.to(device), scale, steps=budget_steps["latent"], progress=False)
-ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+budget_steps = {k: max(1, int(P["budget_seconds"] * cost[k].steps_per_second))
+                for k in cost}
+pixel_run = train_ddpm(pixel_recipe, pixel_images,
+                       steps=budget_steps["pixel"], progress=False)
+latent_run = train_ldm(recipe, mu, logvar, tokens.to(device), scale,
+                       steps=budget_steps["latent"], progress=False)
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
+                      f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
 n = P["fid_samples"]
 gen = torch.Generator().manual_seed(4)
-x_pixel = ddim_sample(pixel_run.ema.eval(), schedule, torch.randn(n, 3, 32, 32, generator=gen).to(device), steps)
-z_lat = ddim_sample(text_cfg_model(latent_run.ema.eval(), tokenize("")[0], 1.0), schedule,
-                    torch.randn(n, *latent_shape, generator=gen).to(device), steps)
+x_pixel = ddim_sample(pixel_run.ema.eval(), schedule,
+                      torch.randn(n, 3, 32, 32, generator=gen).to(device),
+                      steps)
+z_lat = ddim_sample(
+    text_cfg_model(latent_run.ema.eval(), tokenize("")[0], 1.0), schedule,
+    torch.randn(n, *latent_shape, generator=gen).to(device), steps)
 x_latent = decode_latents(vae, z_lat, scale)
-fids = {"pixel": fid(to_uint8(x_pixel), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images),
-        "latent": fid(to_uint8(x_latent), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)}
+fids = {"pixel": fid(to_uint8(x_pixel), ref.mu, ref.sigma,
+                     f"{test_data.source_id} test",
+                     ref_count=ref.num_images),
+        "latent": fid(to_uint8(x_latent), ref.mu, ref.sigma,
+                      f"{test_data.source_id} test",
+                      ref_count=ref.num_images)}
 for k in ("pixel", "latent"):
-    print(f"{k:6s}: {budget_steps[k]:,} steps in the {P['budget_seconds']} s budget ({pixel_run.seconds if k == 'pixel' else latent_run.seconds:.0f} s "
-          f"measured), {fids[k]}")
+    print(f"{k:6s}: {budget_steps[k]:,} steps in the "
+          f"{P['budget_seconds']} s budget "
+          f"({pixel_run.seconds if k == 'pixel' else latent_run.seconds:.0f}"
+          f" s measured), {fids[k]}")
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.4))
 for ax, k, x in zip(axes, ("pixel", "latent"), (x_pixel, x_latent)):
-    image_grid(x[:16].cpu(), nrow=8, ax=ax, title=f"{k}: FID {fids[k].value:.0f}")
-fig.suptitle(f"unconditional samples after {P['budget_seconds']} s of training each")
+    image_grid(x[:16].cpu(), nrow=8, ax=ax,
+               title=f"{k}: FID {fids[k].value:.0f}")
+fig.suptitle(f"unconditional samples after {P['budget_seconds']} s "
+             "of training each")
 show_jpeg(fig)
 
 # %% [markdown]
@@ -428,21 +532,39 @@ show_jpeg(fig)
 
 # %%
 report({
-    "latent_scale": {"value": scale, "description": "1 / std of the chapter 2 VAE's latents (LDM App. G)"},
-    "vae_psnr_db": {"value": recon_psnr, "samples": len(x_test), "description": "VAE reconstruction of test images"},
-    "colour_match": {"value": colour_match, "samples": P["samples_per_colour"] * len(colour_words),
+    "latent_scale": {"value": scale,
+                     "description": "1 / std of the chapter 2 VAE's latents "
+                                    "(LDM App. G)"},
+    "vae_psnr_db": {"value": recon_psnr, "samples": len(x_test),
+                    "description": "VAE reconstruction of test images"},
+    "colour_match": {"value": colour_match,
+                     "samples": P["samples_per_colour"] * len(colour_words),
                      "sampling_steps": P["sampling_steps"],
-                     "description": f"samples whose measured colour is the prompt's, w = {P['w']}"},
-    "colour_match_empty_caption": {"value": colour_base, "samples": P["samples_per_colour"] * len(colour_words),
-                                   "sampling_steps": P["sampling_steps"],
-                                   "description": "the same share with the empty caption on the same noise"},
-    "fid_latent_equal_budget": {"value": fids["latent"], "samples": n, "sampling_steps": P["sampling_steps"],
-                                "description": f"latent model after {P['budget_seconds']} s of training"},
-    "fid_pixel_equal_budget": {"value": fids["pixel"], "samples": n, "sampling_steps": P["sampling_steps"],
-                               "description": f"chapter 3's pixel U-Net after {P['budget_seconds']} s of training"},
-    "train_speedup_latent": {"value": cost["latent"].steps_per_second / cost["pixel"].steps_per_second,
-                             "description": "latent / pixel training steps per second, same batch"},
-}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} in {train_seconds:.0f} s on {device}"})
+                     "description": "samples whose measured colour is the "
+                                    f"prompt's, w = {P['w']}"},
+    "colour_match_empty_caption": {
+        "value": colour_base,
+        "samples": P["samples_per_colour"] * len(colour_words),
+        "sampling_steps": P["sampling_steps"],
+        "description": "the same share with the empty caption on the same "
+                       "noise"},
+    "fid_latent_equal_budget": {
+        "value": fids["latent"], "samples": n,
+        "sampling_steps": P["sampling_steps"],
+        "description": f"latent model after {P['budget_seconds']} s "
+                       "of training"},
+    "fid_pixel_equal_budget": {
+        "value": fids["pixel"], "samples": n,
+        "sampling_steps": P["sampling_steps"],
+        "description": f"chapter 3's pixel U-Net after "
+                       f"{P['budget_seconds']} s of training"},
+    "train_speedup_latent": {
+        "value": (cost["latent"].steps_per_second
+                  / cost["pixel"].steps_per_second),
+        "description": "latent / pixel training steps per second, "
+                       "same batch"},
+}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
+                      f"in {train_seconds:.0f} s on {device}"})
 
 # %% [markdown]
 # ## Summary

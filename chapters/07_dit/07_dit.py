@@ -34,9 +34,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import math
@@ -47,9 +55,11 @@ import torch.nn.functional as F
 
 import course_lib
 from course_lib.data.captions import VOCAB, tokenize
-from course_lib.data import CIFAR10_CLASSES, image_batches, load_cifar10, to_float, to_uint8
+from course_lib.data import (CIFAR10_CLASSES, image_batches, load_cifar10,
+                             to_float, to_uint8)
 from course_lib.course.paths import cache_dir
-from course_lib.recipes.ch07_dit import chapter7_dit, dit_config, dit_recipe, finetune_lora, lora_recipe
+from course_lib.recipes.ch07_dit import (chapter7_dit, dit_config, dit_recipe,
+                                         finetune_lora, lora_recipe)
 from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.evaluation.flops import gflops, model_gflops
@@ -57,35 +67,47 @@ from course_lib.process.guidance import LabelDropoutLoss, cfg_model
 from course_lib.recipes.ch06_ldm import training_cost
 from course_lib.models.lora import trainable_parameters
 from course_lib.models import UNet
-from course_lib.models.dit import DiT, DiTBlock, DiTConfig, patchify, unpatchify
+from course_lib.models.dit import (DiT, DiTBlock, DiTConfig, patchify,
+                                   unpatchify)
 from course_lib.models.mmdit import MMDiT, MMDiTConfig, joint_attention
 from course_lib.models.text import TextEncoder, TextEncoderConfig
 from course_lib.book.plotting import image_grid, show_jpeg
-from course_lib.recipes.ch05_cfg import cfg_recipe, chapter5_classifier, evaluate_classifier
+from course_lib.recipes.ch05_cfg import (cfg_recipe, chapter5_classifier,
+                                         evaluate_classifier)
 from course_lib.recipes.ch03_ddpm import unet_config
 from course_lib.book.results import report
 from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-P = profile.choose(  # this chapter's sizes, per profile (each DiT's training recipe: course_lib.recipes.ch07_dit)
-    smoke=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=25, fid_samples=64, fid_reference=200,
+# this chapter's sizes, per profile (each DiT's training recipe:
+# course_lib.recipes.ch07_dit)
+P = profile.choose(
+    smoke=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=25,
+               fid_samples=64, fid_reference=200,
                lora_class=1, lora_samples=32),
     laptop=dict(main="S/4", scaling=("S/4", "S/2"), w=3.0, sampling_steps=50,
                 fid_samples=500, fid_reference=10_000, lora_class=1,
                 lora_samples=500),  # provisional (issue 19)
-    colab=dict(main="S/4", scaling=("S/4",), w=3.0, sampling_steps=50, fid_samples=2_000, fid_reference=10_000,
+    colab=dict(main="S/4", scaling=("S/4",), w=3.0, sampling_steps=50,
+               fid_samples=2_000, fid_reference=10_000,
                lora_class=1, lora_samples=500),
-    full=dict(main="S/2", scaling=("S/4", "B/4", "S/2", "B/2"), w=3.0, sampling_steps=50, fid_samples=10_000,
+    full=dict(main="S/2", scaling=("S/4", "B/4", "S/2", "B/2"), w=3.0,
+              sampling_steps=50, fid_samples=10_000,
               fid_reference=10_000, lora_class=1, lora_samples=2_000),
 )
 recipe = dit_recipe(profile, P["main"])
 course_lib.show_setup("7 · The Diffusion Transformer", {
-    "main model": f"DiT-{P['main']} ('{recipe['model']}' at this profile) on CIFAR-10 pixels, class-conditional, "
-                  f"{recipe['steps']:,} steps (loaded as an artifact, or trained)",
-    "scaling": f"DiT {', '.join(P['scaling'])}: FID of {P['fid_samples']:,} CFG samples (w = {P['w']}, "
-               f"DDIM {P['sampling_steps']} steps) against {P['fid_reference']:,} test images",
-    "LoRA": f"fine-tune on class '{CIFAR10_CLASSES[P['lora_class']]}', {lora_recipe(profile)['steps']:,} steps",
+    "main model": f"DiT-{P['main']} ('{recipe['model']}' at this profile) "
+                  "on CIFAR-10 pixels, class-conditional, "
+                  f"{recipe['steps']:,} steps "
+                  "(loaded as an artifact, or trained)",
+    "scaling": f"DiT {', '.join(P['scaling'])}: FID of "
+               f"{P['fid_samples']:,} CFG samples (w = {P['w']}, "
+               f"DDIM {P['sampling_steps']} steps) against "
+               f"{P['fid_reference']:,} test images",
+    "LoRA": f"fine-tune on class '{CIFAR10_CLASSES[P['lora_class']]}', "
+            f"{lora_recipe(profile)['steps']:,} steps",
 }, profile, device)
 
 # %% [markdown]
@@ -113,7 +135,8 @@ course_lib.show_setup("7 · The Diffusion Transformer", {
 # %% tags=["solution"]
 def my_patchify(x, p):
     B, C, S, _ = x.shape
-    x = x.reshape(B, C, S // p, p, S // p, p)  # (B, C, patch row, row in patch, patch column, column in patch)
+    # (B, C, patch row, row in patch, patch column, column in patch)
+    x = x.reshape(B, C, S // p, p, S // p, p)
     return x.permute(0, 2, 4, 3, 5, 1).reshape(B, (S // p) ** 2, p * p * C)
 
 
@@ -129,13 +152,19 @@ check_patchify(my_patchify)
 # %% tags=["nbval-check-output"]
 x = torch.randn(2, 3, 32, 32)
 tokens = my_patchify(x, 4)  # (2, 64, 48)
-torch.testing.assert_close(unpatchify(tokens, 4, 3), x)  # the library's inverse gives the images back
+# the library's inverse gives the images back
+torch.testing.assert_close(unpatchify(tokens, 4, 3), x)
 dit = DiT(DiTConfig.tiny(4, input_size=32, in_channels=3, num_classes=10))
-torch.testing.assert_close(dit.x_embedder(x).flatten(2).transpose(1, 2),  # the patch embedding is a linear map
-                           tokens @ dit.x_embedder.weight.permute(0, 2, 3, 1).reshape(dit.config.hidden_size, -1).T
-                           + dit.x_embedder.bias)
-print(f"32x32x3 images -> {tokens.shape[1]} tokens of {tokens.shape[2]} numbers (patch 4); "
-      f"{my_patchify(x, 2).shape[1]} tokens with patch 2; the embedding is one linear layer on each patch")
+torch.testing.assert_close(
+    # the patch embedding is a linear map
+    dit.x_embedder(x).flatten(2).transpose(1, 2),
+    tokens @ dit.x_embedder.weight.permute(0, 2, 3, 1).reshape(
+        dit.config.hidden_size, -1).T
+    + dit.x_embedder.bias)
+print(f"32x32x3 images -> {tokens.shape[1]} tokens of {tokens.shape[2]} "
+      "numbers (patch 4); "
+      f"{my_patchify(x, 2).shape[1]} tokens with patch 2; "
+      "the embedding is one linear layer on each patch")
 
 # %% [markdown]
 # ## Conditioning through the normalization: adaLN-Zero
@@ -168,8 +197,10 @@ print(f"32x32x3 images -> {tokens.shape[1]} tokens of {tokens.shape[2]} numbers 
 
 # %% tags=["solution"]
 def my_ada_ln_zero(x, f, shift, scale, gate):
-    h = F.layer_norm(x, x.shape[-1:], eps=1e-6)  # no affine parameters: adaLN supplies them
-    return x + gate[:, None] * f(h * (1 + scale[:, None]) + shift[:, None])  # DiT Sec. 3.2
+    # no affine parameters: adaLN supplies them
+    h = F.layer_norm(x, x.shape[-1:], eps=1e-6)
+    # DiT Sec. 3.2
+    return x + gate[:, None] * f(h * (1 + scale[:, None]) + shift[:, None])
 
 
 # %% [markdown]
@@ -183,15 +214,22 @@ check_ada_ln_zero(my_ada_ln_zero)
 
 # %% tags=["nbval-check-output"]
 block = DiTBlock(dim=64, num_heads=2).double()
-h, c = torch.randn(3, 16, 64, dtype=torch.float64), torch.randn(3, 64, dtype=torch.float64)
-torch.nn.init.normal_(block.adaLN_modulation[-1].weight, std=0.1)  # a trained block's modulation, say
-s1, g1, a1, s2, g2, a2 = block.adaLN_modulation(c).chunk(6, dim=1)  # (beta_1, gamma_1, alpha_1, beta_2, ...)
-mine = my_ada_ln_zero(my_ada_ln_zero(h, block.attn, s1, g1, a1), block.mlp, s2, g2, a2)
+h, c = (torch.randn(3, 16, 64, dtype=torch.float64),
+        torch.randn(3, 64, dtype=torch.float64))
+# a trained block's modulation, say
+torch.nn.init.normal_(block.adaLN_modulation[-1].weight, std=0.1)
+# (beta_1, gamma_1, alpha_1, beta_2, ...)
+s1, g1, a1, s2, g2, a2 = block.adaLN_modulation(c).chunk(6, dim=1)
+mine = my_ada_ln_zero(my_ada_ln_zero(h, block.attn, s1, g1, a1), block.mlp,
+                      s2, g2, a2)
 torch.testing.assert_close(mine, block(h, c))
 fresh = DiT(DiTConfig.tiny(4, input_size=32, in_channels=3, num_classes=10))
-print("two of my branches equal course_lib's DiTBlock; at initialization every block is the identity:",
-      all(torch.equal(b(h.float(), c.float()), h.float()) for b in fresh.blocks),
-      "and the model outputs", float(fresh(x, torch.zeros(2, dtype=torch.long)).detach().abs().max()))
+print("two of my branches equal course_lib's DiTBlock; "
+      "at initialization every block is the identity:",
+      all(torch.equal(b(h.float(), c.float()), h.float())
+          for b in fresh.blocks),
+      "and the model outputs",
+      float(fresh(x, torch.zeros(2, dtype=torch.long)).detach().abs().max()))
 
 # %% [markdown]
 # ## Configurations and their compute
@@ -203,23 +241,31 @@ print("two of my branches equal course_lib's DiTBlock; at initialization every b
 # numbers on our $32 \times 32 \times 3$ pixels. The chapter 3 U-Net is there for scale.
 
 # %% tags=["nbval-check-output"]
-paper_gflops = {"S/4": 1.41, "S/2": 6.06, "B/4": 5.56, "B/2": 23.01}  # DiT Table 4, ImageNet 256 (reference)
+# DiT Table 4, ImageNet 256 (reference)
+paper_gflops = {"S/4": 1.41, "S/2": 6.06, "B/4": 5.56, "B/2": 23.01}
 rows = []
 with torch.device("meta"):  # count without allocating the weights
     for name, paper in paper_gflops.items():
-        ours = DiT(DiTConfig.named(name, input_size=32, in_channels=3, num_classes=10))
-        latent = DiT(DiTConfig.named(name))  # the paper's input: 32x32x4 latents, 1000 classes
-        rows.append((f"DiT-{name}", ours.config.num_tokens, sum(p.numel() for p in ours.parameters()),
+        ours = DiT(DiTConfig.named(name, input_size=32, in_channels=3,
+                                   num_classes=10))
+        # the paper's input: 32x32x4 latents, 1000 classes
+        latent = DiT(DiTConfig.named(name))
+        rows.append((f"DiT-{name}", ours.config.num_tokens,
+                     sum(p.numel() for p in ours.parameters()),
                      model_gflops(ours), model_gflops(latent), paper))
     ddpm_unet = UNet(unet_config({"unet": "ddpm_cifar10"}))
-    rows.append(("U-Net (ch. 3, DDPM)", None, sum(p.numel() for p in ddpm_unet.parameters()),
+    rows.append(("U-Net (ch. 3, DDPM)", None,
+                 sum(p.numel() for p in ddpm_unet.parameters()),
                  model_gflops(ddpm_unet), None, None))
-print(f"{'model':22s}{'tokens':>7s}{'parameters':>13s}{'Gflops (ours)':>15s}{'at 32x32x4':>12s}{'paper':>8s}")
+print(f"{'model':22s}{'tokens':>7s}{'parameters':>13s}{'Gflops (ours)':>15s}"
+      f"{'at 32x32x4':>12s}{'paper':>8s}")
 for name, n_tok, n_par, g, g_lat, paper in rows:
     fmt = lambda v, f: f"{v:{f}}" if v is not None else "-"  # noqa: E731
-    print(f"{name:22s}{fmt(n_tok, '>7d'):>7s}{n_par:>13,}{g:>15.2f}{fmt(g_lat, '>12.2f'):>12s}{fmt(paper, '>8.2f'):>8s}")
+    print(f"{name:22s}{fmt(n_tok, '>7d'):>7s}{n_par:>13,}{g:>15.2f}"
+          f"{fmt(g_lat, '>12.2f'):>12s}{fmt(paper, '>8.2f'):>8s}")
 for name, _, _, _, g_lat, paper in rows[:4]:
-    assert abs(g_lat - paper) / paper < 0.01, (name, g_lat, paper)  # within 1% of the paper's Table 4
+    # within 1% of the paper's Table 4
+    assert abs(g_lat - paper) / paper < 0.01, (name, g_lat, paper)
 
 # %% [markdown]
 # ## Training DiTs, and FID against Gflops
@@ -234,32 +280,45 @@ for name, _, _, _, g_lat, paper in rows[:4]:
 
 # %%
 train_data = load_cifar10("train", subset=recipe["train_images"])
-test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
-ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+test_data = load_cifar10("test", subset=P["fid_reference"]
+                         if P["fid_reference"] < 10_000 else None)
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
+                      f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
 schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
 steps = timesteps(recipe["num_steps"], P["sampling_steps"], "trailing")
 n = P["fid_samples"]
 y_eval = torch.arange(n) % 10  # every class equally often
-noise = torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(device)
+noise = torch.randn(n, 3, 32, 32,
+                    generator=torch.Generator().manual_seed(0)).to(device)
 models, scaling = {}, {}
 for size in P["scaling"]:
     models[size], meta = chapter7_dit(profile, device, size=size)
     models[size].eval()
     guided = cfg_model(models[size], y_eval.to(device), P["w"])
     samples = ddim_sample(guided, schedule, noise, steps)
-    scaling[size] = dict(gflops=model_gflops(models[size]), seconds=meta["train_seconds"], steps=meta["config"]["recipe"]["steps"],
-                         fid=fid(to_uint8(samples), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images))
-    print(f"DiT-{size} ({meta['config']['recipe']['model']}): {scaling[size]['gflops']:.3f} Gflops, trained "
-          f"{scaling[size]['steps']:,} steps in {meta['train_seconds']:.0f} s; {scaling[size]['fid']}")
+    scaling[size] = dict(gflops=model_gflops(models[size]),
+                         seconds=meta["train_seconds"],
+                         steps=meta["config"]["recipe"]["steps"],
+                         fid=fid(to_uint8(samples), ref.mu, ref.sigma,
+                                 f"{test_data.source_id} test",
+                                 ref_count=ref.num_images))
+    print(f"DiT-{size} ({meta['config']['recipe']['model']}): "
+          f"{scaling[size]['gflops']:.3f} Gflops, trained "
+          f"{scaling[size]['steps']:,} steps in "
+          f"{meta['train_seconds']:.0f} s; {scaling[size]['fid']}")
 model = models[P["main"]]
-fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
+fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.2),
+                               gridspec_kw={"width_ratios": [1, 1.6]})
 g_list = [scaling[s]["gflops"] for s in P["scaling"]]
 ax0.plot(g_list, [scaling[s]["fid"].value for s in P["scaling"]], "o-")
 for s in P["scaling"]:
     ax0.annotate(f"DiT-{s}", (scaling[s]["gflops"], scaling[s]["fid"].value))
-ax0.set(xscale="log", xlabel="Gflops per forward pass", ylabel=f"FID ({n:,} samples)", title="FID against compute")
-image_grid(samples[:20].cpu(), nrow=10, ax=ax1, title=f"DiT-{P['scaling'][-1]}, w = {P['w']}: " + " ".join(CIFAR10_CLASSES))
+ax0.set(xscale="log", xlabel="Gflops per forward pass",
+        ylabel=f"FID ({n:,} samples)", title="FID against compute")
+image_grid(samples[:20].cpu(), nrow=10, ax=ax1,
+           title=f"DiT-{P['scaling'][-1]}, w = {P['w']}: "
+                 + " ".join(CIFAR10_CLASSES))
 show_jpeg(fig)
 
 # %% [markdown]
@@ -280,14 +339,18 @@ show_jpeg(fig)
 u_recipe = cfg_recipe(profile)
 unet = UNet(unet_config(u_recipe, num_classes=10)).to(device)
 loss = LabelDropoutLoss(schedule, p_uncond=0.1, num_classes=10)
-batches = image_batches(train_data.images.to(device), recipe["batch"], labels=train_data.labels.to(device),
+batches = image_batches(train_data.images.to(device), recipe["batch"],
+                        labels=train_data.labels.to(device),
                         generator=torch.Generator(device).manual_seed(0))
-cost = {"DiT": training_cost(model, loss, batches), "U-Net": training_cost(unet, loss, batches)}
+cost = {"DiT": training_cost(model, loss, batches),
+        "U-Net": training_cost(unet, loss, batches)}
 compute = {"DiT": model_gflops(model), "U-Net": model_gflops(unet)}
 print(f"batch {recipe['batch']}, {device}:")
 for k, m in (("DiT", model), ("U-Net", unet)):
-    mem = "n/a (CPU)" if cost[k].peak_memory_mib is None else f"{cost[k].peak_memory_mib:,.0f} MiB"
-    print(f"  {k:6s} {sum(p.numel() for p in m.parameters()):>11,} parameters, {compute[k]:.3f} Gflops, "
+    mem = ("n/a (CPU)" if cost[k].peak_memory_mib is None
+           else f"{cost[k].peak_memory_mib:,.0f} MiB")
+    print(f"  {k:6s} {sum(p.numel() for p in m.parameters()):>11,} "
+          f"parameters, {compute[k]:.3f} Gflops, "
           f"{cost[k].steps_per_second:.1f} steps/s, peak memory {mem}")
 
 # %% [markdown]
@@ -307,24 +370,36 @@ mmdit = MMDiT(MMDiTConfig.tiny(context_dim=text_encoder.config.width))
 tok = tokenize(["a photo of a red truck", "a dark photo of a blue ship"])
 ctx, ctx_mask = text_encoder(tok)  # (2, L, 32), (2, L)
 block = mmdit.blocks[0]
-for m in (block.x_stream.adaLN_modulation[-1], block.ctx_stream.adaLN_modulation[-1]):
-    torch.nn.init.normal_(m.weight, std=0.1)  # as if trained: the identity at init would hide the attention
-xs = torch.randn(2, mmdit.config.grid_size ** 2, mmdit.config.hidden_size)  # image tokens
+for m in (block.x_stream.adaLN_modulation[-1],
+          block.ctx_stream.adaLN_modulation[-1]):
+    # as if trained: the identity at init would hide the attention
+    torch.nn.init.normal_(m.weight, std=0.1)
+xs = torch.randn(2, mmdit.config.grid_size ** 2,
+                 mmdit.config.hidden_size)  # image tokens
 cs = mmdit.context_embedder(ctx)
 cond = torch.randn(2, mmdit.config.hidden_size)
 qkv_x, _ = block.x_stream.pre_attention(xs, cond)
 qkv_c, _ = block.ctx_stream.pre_attention(cs, cond)
 heads = block.num_heads
-split = lambda a: a.reshape(2, a.shape[1], 3, heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, heads, n, d)  # noqa: E731
+# (3, B, heads, n, d)
+split = lambda a: (  # noqa: E731
+    a.reshape(2, a.shape[1], 3, heads, -1).permute(2, 0, 3, 1, 4))
 (qx, kx, vx), (qc, kc, vc) = split(qkv_x), split(qkv_c)
-keys, values = torch.cat([kx, kc], 2), torch.cat([vx, vc], 2)  # the joint sequence: image tokens, then text
-key_mask = torch.cat([torch.ones(2, xs.shape[1], dtype=torch.bool), ctx_mask], 1)
-scores = torch.cat([qx, qc], 2) @ keys.transpose(-2, -1) / math.sqrt(qx.shape[-1])
-mine = scores.masked_fill(~key_mask[:, None, None], float("-inf")).softmax(-1) @ values
-torch.testing.assert_close(mine, joint_attention(torch.cat([qx, qc], 2), keys, values, key_mask))
+# the joint sequence: image tokens, then text
+keys, values = torch.cat([kx, kc], 2), torch.cat([vx, vc], 2)
+key_mask = torch.cat([torch.ones(2, xs.shape[1], dtype=torch.bool),
+                      ctx_mask], 1)
+scores = (torch.cat([qx, qc], 2) @ keys.transpose(-2, -1)
+          / math.sqrt(qx.shape[-1]))
+mine = scores.masked_fill(~key_mask[:, None, None],
+                          float("-inf")).softmax(-1) @ values
+torch.testing.assert_close(mine, joint_attention(torch.cat([qx, qc], 2),
+                                                 keys, values, key_mask))
 n_mm = sum(p.numel() for p in mmdit.parameters())
-print(f"joint attention by hand equals course_lib's; an MMDiT-tiny has {n_mm:,} parameters, "
-      f"{gflops(mmdit, torch.zeros(1, 3, 32, 32), torch.zeros(1, dtype=torch.long), ctx[:1], ctx_mask[:1]):.3f} Gflops "
+mm_gflops = gflops(mmdit, torch.zeros(1, 3, 32, 32),
+                   torch.zeros(1, dtype=torch.long), ctx[:1], ctx_mask[:1])
+print(f"joint attention by hand equals course_lib's; an MMDiT-tiny has "
+      f"{n_mm:,} parameters, {mm_gflops:.3f} Gflops "
       f"with a {tok.shape[1]}-token caption")
 
 # %% [markdown]
@@ -343,38 +418,62 @@ print(f"joint attention by hand equals course_lib's; an MMDiT-tiny has {n_mm:,} 
 lora_class = P["lora_class"]
 lr_cfg = lora_recipe(profile)
 is_class = train_data.labels == lora_class
-tuned_run = finetune_lora(model, train_data.images[is_class].to(device), train_data.labels[is_class].to(device),
-                          schedule=recipe["schedule"], num_steps=recipe["num_steps"], **lr_cfg)
+tuned_run = finetune_lora(model, train_data.images[is_class].to(device),
+                          train_data.labels[is_class].to(device),
+                          schedule=recipe["schedule"],
+                          num_steps=recipe["num_steps"], **lr_cfg)
 tuned = tuned_run.ema.eval()
-n_train, n_total = trainable_parameters(tuned_run.model), sum(p.numel() for p in tuned_run.model.parameters())
+n_train, n_total = (trainable_parameters(tuned_run.model),
+                    sum(p.numel() for p in tuned_run.model.parameters()))
 classifier, clf_meta = chapter5_classifier(profile, device)
-z = torch.randn(P["lora_samples"], 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+z = torch.randn(P["lora_samples"], 3, 32, 32,
+                generator=torch.Generator().manual_seed(1)).to(device)
 share = {}
 for name, m in (("before", model), ("after LoRA", tuned)):
-    x0 = ddim_sample(cfg_model(m, 0, 0.0), schedule, z, steps)  # w = 0: the null class only, unconditional
-    share[name] = evaluate_classifier(classifier, x0, torch.full((len(x0),), lora_class, device=device))
-    image_grid(x0[:16].cpu(), nrow=16, figsize=(10, 0.9), title=f"unconditional samples, {name}")
+    # w = 0: the null class only, unconditional
+    x0 = ddim_sample(cfg_model(m, 0, 0.0), schedule, z, steps)
+    share[name] = evaluate_classifier(
+        classifier, x0, torch.full((len(x0),), lora_class, device=device))
+    image_grid(x0[:16].cpu(), nrow=16, figsize=(10, 0.9),
+               title=f"unconditional samples, {name}")
     show_jpeg()
-print(f"LoRA rank {lr_cfg['rank']}: {n_train:,} trainable parameters of {n_total:,} ({n_train / n_total:.1%}); "
-      f"{lr_cfg['steps']} steps on {int(is_class.sum()):,} '{CIFAR10_CLASSES[lora_class]}' images in {tuned_run.seconds:.0f} s")
-print(f"unconditional samples classified '{CIFAR10_CLASSES[lora_class]}': {share['before']:.1%} before, "
-      f"{share['after LoRA']:.1%} after (evaluation classifier: {clf_meta['metrics']['test_accuracy']:.1%} on real test images)")
+print(f"LoRA rank {lr_cfg['rank']}: {n_train:,} trainable parameters of "
+      f"{n_total:,} ({n_train / n_total:.1%}); "
+      f"{lr_cfg['steps']} steps on {int(is_class.sum()):,} "
+      f"'{CIFAR10_CLASSES[lora_class]}' images in "
+      f"{tuned_run.seconds:.0f} s")
+print(f"unconditional samples classified "
+      f"'{CIFAR10_CLASSES[lora_class]}': {share['before']:.1%} before, "
+      f"{share['after LoRA']:.1%} after (evaluation classifier: "
+      f"{clf_meta['metrics']['test_accuracy']:.1%} on real test images)")
 
 # %%
 report({
-    **{f"fid_dit_{s.replace('/', '')}": {"value": scaling[s]["fid"], "sampling_steps": P["sampling_steps"],
-                                        "description": f"DiT-{s} ({scaling[s]['gflops']:.3g} Gflops, "
-                                                       f"{scaling[s]['steps']:,} training steps), CFG w = {P['w']}"}
+    **{f"fid_dit_{s.replace('/', '')}": {
+           "value": scaling[s]["fid"], "sampling_steps": P["sampling_steps"],
+           "description": f"DiT-{s} ({scaling[s]['gflops']:.3g} Gflops, "
+                          f"{scaling[s]['steps']:,} training steps), "
+                          f"CFG w = {P['w']}"}
        for s in P["scaling"]},
-    "gflops_dit_S2": {"value": rows[1][3], "paper": "dit_s2_gflops", "description": "DiT-S/2 on 32x32x3 pixels"},
-    "dit_vs_unet_steps_per_second": {"value": cost["DiT"].steps_per_second / cost["U-Net"].steps_per_second,
-                                     "description": f"DiT-{P['main']} / chapter 5 U-Net training steps per second"},
-    "lora_trainable_fraction": {"value": n_train / n_total, "description": f"rank {lr_cfg['rank']} on qkv and proj"},
-    "lora_class_share_before": {"value": share["before"], "samples": P["lora_samples"],
-                                "description": f"unconditional samples classified '{CIFAR10_CLASSES[lora_class]}', before LoRA"},
-    "lora_class_share_after": {"value": share["after LoRA"], "samples": P["lora_samples"],
-                               "description": f"the same after LoRA fine-tuning on that class"},
-}, notes={"training": ", ".join(f"DiT-{s} {scaling[s]['steps']:,} steps in {scaling[s]['seconds']:.0f} s"
+    "gflops_dit_S2": {"value": rows[1][3], "paper": "dit_s2_gflops",
+                      "description": "DiT-S/2 on 32x32x3 pixels"},
+    "dit_vs_unet_steps_per_second": {
+        "value": (cost["DiT"].steps_per_second
+                  / cost["U-Net"].steps_per_second),
+        "description": f"DiT-{P['main']} / chapter 5 U-Net training steps "
+                       "per second"},
+    "lora_trainable_fraction": {
+        "value": n_train / n_total,
+        "description": f"rank {lr_cfg['rank']} on qkv and proj"},
+    "lora_class_share_before": {
+        "value": share["before"], "samples": P["lora_samples"],
+        "description": "unconditional samples classified "
+                       f"'{CIFAR10_CLASSES[lora_class]}', before LoRA"},
+    "lora_class_share_after": {
+        "value": share["after LoRA"], "samples": P["lora_samples"],
+        "description": f"the same after LoRA fine-tuning on that class"},
+}, notes={"training": ", ".join(f"DiT-{s} {scaling[s]['steps']:,} steps in "
+                                f"{scaling[s]['seconds']:.0f} s"
                                 for s in P["scaling"]) + f" on {device}"})
 
 # %% [markdown]

@@ -30,9 +30,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import matplotlib.pyplot as plt
@@ -43,13 +51,17 @@ from course_lib.course.paths import cache_dir
 from course_lib.data import load_cifar10, swiss_roll, to_uint8
 from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.evaluation.fid import fid, reference_stats
-from course_lib.process.flow_matching import (ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher,
-                                              VariancePreservingConditionalFlowMatcher, flow_model_as_eps,
-                                              flow_time_of_alpha_bar, velocity_to_x0)
-from course_lib.recipes.ch08_flow import (chapter8_fm, chapter8_reflow, fm_recipe, reflow_recipe, train_fm,
+from course_lib.process.flow_matching import (
+    ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher,
+    VariancePreservingConditionalFlowMatcher, flow_model_as_eps,
+    flow_time_of_alpha_bar, velocity_to_x0)
+from course_lib.recipes.ch08_flow import (chapter8_fm, chapter8_reflow,
+                                          fm_recipe, reflow_recipe, train_fm,
                                           train_reflow)
-from course_lib.samplers.flow import (flow_euler_sample, flow_heun_sample, flow_midpoint_sample,
-                                      flow_odeint_sample, reflow_pairs, straightness)
+from course_lib.samplers.flow import (flow_euler_sample, flow_heun_sample,
+                                      flow_midpoint_sample,
+                                      flow_odeint_sample, reflow_pairs,
+                                      straightness)
 from course_lib.evaluation.metrics import sliced_wasserstein
 from course_lib.book.plotting import image_grid, scatter2d, show_jpeg
 from course_lib.book.results import report
@@ -57,22 +69,30 @@ from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-toy = fm_recipe(profile, "swiss_roll")  # the 2D model's sizes and training (course_lib.recipes.ch08_flow)
+# the 2D model's sizes and training (course_lib.recipes.ch08_flow)
+toy = fm_recipe(profile, "swiss_roll")
 toy_reflow = reflow_recipe(profile, "swiss_roll")
 cifar = fm_recipe(profile, "cifar10")
 P = profile.choose(  # this chapter's evaluation sizes, per profile
-    smoke=dict(eval_points=2_000, cifar_steps=(1, 4), fid_samples=64, fid_reference=200),  # FID: ~10 s each on CPU
+    smoke=dict(eval_points=2_000, cifar_steps=(1, 4), fid_samples=64,
+               fid_reference=200),  # FID: ~10 s each on CPU
     laptop=dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20), fid_samples=500,
                 fid_reference=10_000),  # provisional (issue 20)
-    colab=dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=2_000, fid_reference=10_000),
-    full=dict(eval_points=10_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=10_000, fid_reference=10_000),
+    colab=dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100),
+               fid_samples=2_000, fid_reference=10_000),
+    full=dict(eval_points=10_000, cifar_steps=(1, 2, 4, 20, 100),
+              fid_samples=10_000, fid_reference=10_000),
 )
 course_lib.show_setup("8 · Flow matching and rectified flow", {
-    "swiss roll": f"MLP {toy['mlp']}, {toy['steps']:,} steps of batch {toy['batch']} per model (rectified flow, "
+    "swiss roll": f"MLP {toy['mlp']}, {toy['steps']:,} steps of batch "
+                  f"{toy['batch']} per model (rectified flow, "
                   f"OT-CFM, reflow on {toy_reflow['pairs']:,} couplings)",
-    "CIFAR-10": f"'{cifar['unet']}' U-Net, {cifar['steps']:,} steps (loaded as an artifact, or trained), then reflowed",
-    "evaluation": f"sliced Wasserstein on {P['eval_points']:,} points; FID of {P['fid_samples']:,} samples against "
-                  f"{P['fid_reference']:,} test images at {P['cifar_steps']} Euler steps",
+    "CIFAR-10": f"'{cifar['unet']}' U-Net, {cifar['steps']:,} steps "
+                "(loaded as an artifact, or trained), then reflowed",
+    "evaluation": f"sliced Wasserstein on {P['eval_points']:,} points; "
+                  f"FID of {P['fid_samples']:,} samples against "
+                  f"{P['fid_reference']:,} test images at "
+                  f"{P['cifar_steps']} Euler steps",
 }, profile, device)
 
 # %% [markdown]
@@ -131,8 +151,10 @@ check_linear_path(my_linear_path)
 
 # %% tags=["nbval-check-output"]
 g = torch.Generator().manual_seed(0)
-x0, eps, s = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g), torch.rand(6, generator=g)
-_, x_s, u_s = ConditionalFlowMatcher().sample_location_and_conditional_flow(x0, eps, s)
+x0, eps, s = (torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g),
+              torch.rand(6, generator=g))
+_, x_s, u_s = ConditionalFlowMatcher().sample_location_and_conditional_flow(
+    x0, eps, s)
 torch.testing.assert_close((x_s, u_s), my_linear_path(x0, eps, s))
 print("my linear path equals course_lib's ConditionalFlowMatcher")
 
@@ -149,13 +171,16 @@ print("my linear path equals course_lib's ConditionalFlowMatcher")
 #   already nearly straight.
 
 # %%
-data = swiss_roll(toy["train_points"], generator=torch.Generator().manual_seed(1)).to(device)
+data = swiss_roll(toy["train_points"],
+                  generator=torch.Generator().manual_seed(1)).to(device)
 flows = {}
 for name, matcher in (("rectified flow", ConditionalFlowMatcher()),
-                      ("OT-CFM", ExactOptimalTransportConditionalFlowMatcher())):
+                      ("OT-CFM",
+                       ExactOptimalTransportConditionalFlowMatcher())):
     run = train_fm(toy, data, matcher)
     flows[name] = run.ema.eval()
-    print(f"{name}: {toy['steps']:,} steps in {run.seconds:.0f} s, final loss {run.history[-1][1]:.3f}")
+    print(f"{name}: {toy['steps']:,} steps in {run.seconds:.0f} s, "
+          f"final loss {run.history[-1][1]:.3f}")
 
 # %% [markdown]
 # The sampler integrates $dx/ds = v_\theta(x, s)$ from $s = 1$ to $s = 0$. The simplest integrator
@@ -180,7 +205,8 @@ for name, matcher in (("rectified flow", ConditionalFlowMatcher()),
 def my_euler(v, noise, times):
     x = noise
     for s_cur, s_next in zip(times[:-1].tolist(), times[1:].tolist()):
-        x = x + (s_next - s_cur) * v(x, s_cur)  # one Euler step, towards the data
+        # one Euler step, towards the data
+        x = x + (s_next - s_cur) * v(x, s_cur)
     return x
 
 
@@ -195,16 +221,23 @@ check_euler_sampler(my_euler)
 
 # %%
 model = flows["rectified flow"]
-noise = torch.randn(P["eval_points"], 2, generator=torch.Generator().manual_seed(2)).to(device)
+noise = torch.randn(P["eval_points"], 2,
+                    generator=torch.Generator().manual_seed(2)).to(device)
 grid = torch.linspace(1, 0, 21)
-velocity = lambda x, s: model(x, torch.full((len(x),), 1000.0 * s, device=device))  # noqa: E731
+velocity = lambda x, s: model(  # noqa: E731
+    x, torch.full((len(x),), 1000.0 * s, device=device))
 with torch.no_grad():
-    torch.testing.assert_close(my_euler(velocity, noise, grid), flow_euler_sample(model, noise, grid))
+    torch.testing.assert_close(my_euler(velocity, noise, grid),
+                               flow_euler_sample(model, noise, grid))
 print("my Euler sampler equals course_lib's flow_euler_sample")
-truth = swiss_roll(P["eval_points"], generator=torch.Generator().manual_seed(3))
-sw = lambda x: float(sliced_wasserstein(x, truth, generator=torch.Generator().manual_seed(4)))  # noqa: E731
-floor = sw(swiss_roll(P["eval_points"], generator=torch.Generator().manual_seed(5)))
-print(f"sliced Wasserstein distance between two draws of the data (the floor): {floor:.3f}")
+truth = swiss_roll(P["eval_points"],
+                   generator=torch.Generator().manual_seed(3))
+sw = lambda x: float(sliced_wasserstein(  # noqa: E731
+    x, truth, generator=torch.Generator().manual_seed(4)))
+floor = sw(swiss_roll(P["eval_points"],
+                      generator=torch.Generator().manual_seed(5)))
+print("sliced Wasserstein distance between two draws of the data "
+      f"(the floor): {floor:.3f}")
 
 # %% [markdown]
 # ## Trajectories and straightness
@@ -222,8 +255,10 @@ for ax, (name, m) in zip(axes, flows.items()):
     x_end, traj = flow_euler_sample(m, noise, fine, keep_trajectory=True)
     curves[name] = dict(straightness=straightness(traj, fine))
     for i in range(60):
-        ax.plot(traj[:, i, 0].cpu(), traj[:, i, 1].cpu(), lw=0.6, alpha=0.7, color="tab:blue")
-    scatter2d(ax, x_end[:60], title=f"{name}: S = {curves[name]['straightness']:.3f}")
+        ax.plot(traj[:, i, 0].cpu(), traj[:, i, 1].cpu(), lw=0.6, alpha=0.7,
+                color="tab:blue")
+    scatter2d(ax, x_end[:60],
+              title=f"{name}: S = {curves[name]['straightness']:.3f}")
     ax.scatter(noise[:60, 0].cpu(), noise[:60, 1].cpu(), s=4, color="gray")
 fig.suptitle("ODE trajectories from noise (gray) to samples, 100 Euler steps")
 show_jpeg(fig)
@@ -241,23 +276,28 @@ for name, m in flows.items():
     for n in (1, 2, 5, 20):
         times = torch.linspace(1, 0, n + 1)
         rows.append((name, "Euler", n, sw(flow_euler_sample(m, noise, times))))
-        rows.append((name, "midpoint", 2 * n, sw(flow_midpoint_sample(m, noise, times))))
-        rows.append((name, "Heun", 2 * n - 1, sw(flow_heun_sample(m, noise, times))))
+        rows.append((name, "midpoint", 2 * n,
+                     sw(flow_midpoint_sample(m, noise, times))))
+        rows.append((name, "Heun", 2 * n - 1,
+                     sw(flow_heun_sample(m, noise, times))))
     x_ode, nfe = flow_odeint_sample(m, noise, rtol=1e-4, atol=1e-4)
     rows.append((name, "dopri5", nfe, sw(x_ode)))
     curves[name]["nfe_dopri5"], curves[name]["sw_dopri5"] = nfe, rows[-1][3]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for name in flows:
-    for solver, marker in (("Euler", "o-"), ("midpoint", "s-"), ("Heun", "^-")):
+    for solver, marker in (("Euler", "o-"), ("midpoint", "s-"),
+                           ("Heun", "^-")):
         pts = [(r[2], r[3]) for r in rows if r[0] == name and r[1] == solver]
         ax.plot(*zip(*pts), marker, label=f"{name}, {solver}", alpha=0.8)
 ax.axhline(floor, color="gray", ls=":", label="floor (two data draws)")
-ax.set(xscale="log", yscale="log", xlabel="network evaluations", ylabel="sliced Wasserstein to data",
+ax.set(xscale="log", yscale="log", xlabel="network evaluations",
+       ylabel="sliced Wasserstein to data",
        title="swiss roll: quality against evaluations")
 ax.legend(fontsize=7)
 show_jpeg(fig)
 for name in flows:
-    print(f"{name}: dopri5 used {curves[name]['nfe_dopri5']} evaluations, SW {curves[name]['sw_dopri5']:.3f}")
+    print(f"{name}: dopri5 used {curves[name]['nfe_dopri5']} evaluations, "
+          f"SW {curves[name]['sw_dopri5']:.3f}")
 
 # %% [markdown]
 # ## Reflow
@@ -268,22 +308,35 @@ for name in flows:
 # straight and a single Euler step goes a long way. We start it from the first flow's weights.
 
 # %%
-pairs_noise = torch.randn(toy_reflow["pairs"], 2, generator=torch.Generator().manual_seed(6)).to(device)
-pair_x0, pair_eps = reflow_pairs(flows["rectified flow"], pairs_noise, torch.linspace(1, 0, toy_reflow["sample_steps"] + 1))
-reflowed = train_reflow(toy_reflow, pair_x0, pair_eps, model=flows["rectified flow"])
+pairs_noise = torch.randn(
+    toy_reflow["pairs"], 2,
+    generator=torch.Generator().manual_seed(6)).to(device)
+pair_x0, pair_eps = reflow_pairs(
+    flows["rectified flow"], pairs_noise,
+    torch.linspace(1, 0, toy_reflow["sample_steps"] + 1))
+reflowed = train_reflow(toy_reflow, pair_x0, pair_eps,
+                        model=flows["rectified flow"])
 flows["2-rectified flow"] = reflowed.ema.eval()
-_, traj2 = flow_euler_sample(flows["2-rectified flow"], noise, fine, keep_trajectory=True)
+_, traj2 = flow_euler_sample(flows["2-rectified flow"], noise, fine,
+                             keep_trajectory=True)
 curves["2-rectified flow"] = dict(straightness=straightness(traj2, fine))
-print(f"reflow: {toy_reflow['pairs']:,} couplings from {toy_reflow['sample_steps']} Euler steps, "
+print(f"reflow: {toy_reflow['pairs']:,} couplings from "
+      f"{toy_reflow['sample_steps']} Euler steps, "
       f"{toy_reflow['steps']:,} training steps in {reflowed.seconds:.0f} s")
-print(f"{'':18s}{'straightness':>13s}" + "".join(f"{f'SW, {n} step' + ('s' if n > 1 else ''):>13s}" for n in (1, 2, 4)))
+print(f"{'':18s}{'straightness':>13s}"
+      + "".join(f"{f'SW, {n} step' + ('s' if n > 1 else ''):>13s}"
+                for n in (1, 2, 4)))
 swiss = {}
 for name, m in flows.items():
-    swiss[name] = {n: sw(flow_euler_sample(m, noise, torch.linspace(1, 0, n + 1))) for n in (1, 2, 4)}
-    print(f"{name:18s}{curves[name]['straightness']:>13.4f}" + "".join(f"{swiss[name][n]:>13.3f}" for n in (1, 2, 4)))
+    swiss[name] = {n: sw(flow_euler_sample(m, noise,
+                                           torch.linspace(1, 0, n + 1)))
+                   for n in (1, 2, 4)}
+    print(f"{name:18s}{curves[name]['straightness']:>13.4f}"
+          + "".join(f"{swiss[name][n]:>13.3f}" for n in (1, 2, 4)))
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
 for ax, (name, m) in zip(axes, flows.items()):
-    scatter2d(ax, flow_euler_sample(m, noise, torch.linspace(1, 0, 2)), title=f"{name}\none Euler step")
+    scatter2d(ax, flow_euler_sample(m, noise, torch.linspace(1, 0, 2)),
+              title=f"{name}\none Euler step")
 show_jpeg(fig)
 
 # %% [markdown]
@@ -301,27 +354,35 @@ show_jpeg(fig)
 
 # %% tags=["nbval-check-output"]
 schedule = make_schedule("linear", 1000)
-x0, eps = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+x0, eps = (torch.randn(4, 2, dtype=torch.float64),
+           torch.randn(4, 2, dtype=torch.float64))
 t = torch.tensor([0, 250, 500, 999])
 ab = schedule.alpha_bar[t].unsqueeze(1)
 x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # DDPM Eq. 4
 s_of_t = flow_time_of_alpha_bar(schedule.alpha_bar[t])
-_, x_s, u_s = ConditionalFlowMatcher().sample_location_and_conditional_flow(x0, eps, s_of_t)
+_, x_s, u_s = ConditionalFlowMatcher().sample_location_and_conditional_flow(
+    x0, eps, s_of_t)
 torch.testing.assert_close(x_t / (ab.sqrt() + (1 - ab).sqrt()), x_s)
-torch.testing.assert_close(velocity_to_x0(u_s, x_s, s_of_t.unsqueeze(1)), x0)  # the exact velocity gives x0 back
+# the exact velocity gives x0 back
+torch.testing.assert_close(velocity_to_x0(u_s, x_s, s_of_t.unsqueeze(1)), x0)
 vp = VariancePreservingConditionalFlowMatcher()
 s_vp = torch.tensor([0.0, 0.3, 0.7, 1.0], dtype=torch.float64)
 _, x_vp, _ = vp.sample_location_and_conditional_flow(x0, eps, s_vp)
 alpha_bar_vp = torch.cos(torch.pi * s_vp / 2) ** 2
-torch.testing.assert_close(x_vp, alpha_bar_vp.sqrt().unsqueeze(1) * x0 + (1 - alpha_bar_vp).sqrt().unsqueeze(1) * eps)
-print("DDPM's x_t, rescaled, is the linear path at s(t); the VP path is a diffusion with alpha_bar = cos^2(pi s / 2)")
+torch.testing.assert_close(
+    x_vp, alpha_bar_vp.sqrt().unsqueeze(1) * x0
+    + (1 - alpha_bar_vp).sqrt().unsqueeze(1) * eps)
+print("DDPM's x_t, rescaled, is the linear path at s(t); the VP path is a "
+      "diffusion with alpha_bar = cos^2(pi s / 2)")
 
 # %%
 with torch.no_grad():
-    x_ddim = ddim_sample(flow_model_as_eps(flows["rectified flow"], schedule), schedule,
-                         noise, timesteps(1000, 20, "trailing"))
-print(f"the swiss-roll flow sampled by chapter 4's DDIM (20 steps), read as an eps model: SW {sw(x_ddim):.3f} "
-      f"(Euler, 20 steps: {[r[3] for r in rows if r[:3] == ('rectified flow', 'Euler', 20)][0]:.3f})")
+    x_ddim = ddim_sample(flow_model_as_eps(flows["rectified flow"], schedule),
+                         schedule, noise, timesteps(1000, 20, "trailing"))
+euler_20 = [r[3] for r in rows if r[:3] == ("rectified flow", "Euler", 20)][0]
+print(f"the swiss-roll flow sampled by chapter 4's DDIM (20 steps), "
+      f"read as an eps model: SW {sw(x_ddim):.3f} "
+      f"(Euler, 20 steps: {euler_20:.3f})")
 
 # %% [markdown]
 # ## Rectified flow on CIFAR-10
@@ -333,22 +394,33 @@ print(f"the swiss-roll flow sampled by chapter 4's DDIM (20 steps), read as an e
 # %%
 fm_model, fm_meta = chapter8_fm(profile, device)
 rf_model, rf_meta = chapter8_reflow(profile, device)
-test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
-ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+test_data = load_cifar10("test", subset=P["fid_reference"]
+                         if P["fid_reference"] < 10_000 else None)
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
+                      f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
-z = torch.randn(P["fid_samples"], 3, 32, 32, generator=torch.Generator().manual_seed(7)).to(device)
+z = torch.randn(P["fid_samples"], 3, 32, 32,
+                generator=torch.Generator().manual_seed(7)).to(device)
 cifar_fid, shown = {}, []
 for name, m in (("1-rectified", fm_model), ("2-rectified", rf_model)):
     for n in P["cifar_steps"]:
         x = flow_euler_sample(m, z, torch.linspace(1, 0, n + 1))
-        cifar_fid[(name, n)] = fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images)
+        cifar_fid[(name, n)] = fid(to_uint8(x), ref.mu, ref.sigma,
+                                   f"{test_data.source_id} test",
+                                   ref_count=ref.num_images)
         shown.append(x[:8])
-    print(f"{name}: " + "; ".join(f"{n} steps FID {cifar_fid[(name, n)].value:.1f}" for n in P["cifar_steps"]))
-print(f"({P['fid_samples']} samples against {P['fid_reference']} test images; trained {fm_meta['config']['recipe']['steps']:,} "
-      f"steps in {fm_meta['train_seconds']:.0f} s, reflowed {rf_meta['config']['recipe']['steps']:,} steps on "
-      f"{rf_meta['config']['recipe']['pairs']:,} couplings in {rf_meta['train_seconds']:.0f} s)")
+    print(f"{name}: "
+          + "; ".join(f"{n} steps FID {cifar_fid[(name, n)].value:.1f}"
+                      for n in P["cifar_steps"]))
+print(f"({P['fid_samples']} samples against {P['fid_reference']} test "
+      f"images; trained {fm_meta['config']['recipe']['steps']:,} "
+      f"steps in {fm_meta['train_seconds']:.0f} s, reflowed "
+      f"{rf_meta['config']['recipe']['steps']:,} steps on "
+      f"{rf_meta['config']['recipe']['pairs']:,} couplings in "
+      f"{rf_meta['train_seconds']:.0f} s)")
 image_grid(torch.cat(shown).cpu(), nrow=8, figsize=(8, 0.9 * len(shown)),
-           title="rows: 1-rectified, then 2-rectified, at " + ", ".join(map(str, P["cifar_steps"])) + " Euler steps")
+           title="rows: 1-rectified, then 2-rectified, at "
+                 + ", ".join(map(str, P["cifar_steps"])) + " Euler steps")
 show_jpeg()
 
 # %% [markdown]
@@ -360,15 +432,24 @@ show_jpeg()
 # %%
 report({
     **{f"swiss_sw_{name.split()[0].replace('-', '')}_{n}step": {
-        "value": swiss[name][n], "samples": P["eval_points"], "sampling_steps": n,
-        "description": f"{name}, Euler (floor {floor:.3f})"} for name in flows for n in (1, 2, 4)},
+        "value": swiss[name][n], "samples": P["eval_points"],
+        "sampling_steps": n,
+        "description": f"{name}, Euler (floor {floor:.3f})"}
+       for name in flows for n in (1, 2, 4)},
     **{f"swiss_straightness_{name.split()[0].replace('-', '')}": {
-        "value": curves[name]["straightness"], "description": f"{name}, 100 Euler steps"} for name in flows},
-    **{f"cifar_fid_{name.split('-')[0]}rf_{n}step": {"value": cifar_fid[(name, n)], "sampling_steps": n,
-                                                     "description": f"{name} flow, Euler"}
-       for name in ("1-rectified", "2-rectified") for n in P["cifar_steps"] if n <= 4},
-}, notes={"training": f"swiss roll {toy['steps']:,} steps per model; CIFAR-10 {fm_meta['config']['recipe']['steps']:,} "
-                      f"steps + reflow {rf_meta['config']['recipe']['steps']:,} on {device}"})
+        "value": curves[name]["straightness"],
+        "description": f"{name}, 100 Euler steps"} for name in flows},
+    **{f"cifar_fid_{name.split('-')[0]}rf_{n}step": {
+        "value": cifar_fid[(name, n)], "sampling_steps": n,
+        "description": f"{name} flow, Euler"}
+       for name in ("1-rectified", "2-rectified")
+       for n in P["cifar_steps"] if n <= 4},
+}, notes={"training": f"swiss roll {toy['steps']:,} steps per model; "
+                      "CIFAR-10 "
+                      f"{fm_meta['config']['recipe']['steps']:,} "
+                      "steps + reflow "
+                      f"{rf_meta['config']['recipe']['steps']:,} "
+                      f"on {device}"})
 
 # %% [markdown]
 # ## Summary

@@ -29,9 +29,17 @@
 import os
 import sys
 
-if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU
-    # %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@v0.1.0"
-    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU
+if "google.colab" in sys.modules:  # on Colab: install this course release
+    URL = "git+https://github.com/diffusion-from-scratch/course@main"
+    # %pip install -q "course-lib[colab] @ {URL}"
+    import torch
+
+    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
+    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")
+    if not GPU:
+        print("No GPU in this runtime: running the laptop profile (CPU, "
+              "slower). For the colab profile pick Runtime > Change "
+              "runtime type > T4 GPU, then run this cell again.")
 
 # %%
 import time
@@ -42,7 +50,8 @@ import torch
 import course_lib
 from course_lib.course.artifacts import save_artifact
 from course_lib.data.captions import caption_images, tokenize
-from course_lib.process.consistency import c_out, c_skip, consistency_output, lcm_grid
+from course_lib.process.consistency import (c_out, c_skip, consistency_output,
+                                            lcm_grid)
 from course_lib.samplers.consistency import lcm_sample, lcm_timesteps
 from course_lib.course.paths import cache_dir
 from course_lib.data import load_cifar10, to_uint8
@@ -52,7 +61,8 @@ from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.data.latents import decode_latents, encode_images
 from course_lib.recipes.ch06_ldm import chapter6_ldm
 from course_lib.process.lcm_distillation import guided_ddim_step
-from course_lib.recipes.ch09_lcm import distill_lcm, lcm_lora_student, lcm_recipe, one_step_error
+from course_lib.recipes.ch09_lcm import (distill_lcm, lcm_lora_student,
+                                         lcm_recipe, one_step_error)
 from course_lib.models.lora import trainable_parameters
 from course_lib.book.plotting import image_grid, show_jpeg
 from course_lib.recipes.ch02_vae import chapter2_vae
@@ -62,21 +72,32 @@ from course_lib.process.text_guidance import text_cfg_model
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-recipe = lcm_recipe(profile)  # distillation settings (course_lib.recipes.ch09_lcm)
+# distillation settings (course_lib.recipes.ch09_lcm)
+recipe = lcm_recipe(profile)
 P = profile.choose(  # this chapter's evaluation sizes, per profile
-    smoke=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=64, fid_reference=200, lora_steps=150),
+    smoke=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=64,
+               fid_reference=200, lora_steps=150),
     laptop=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=500,
-                fid_reference=10_000, lora_steps=1_000),  # provisional (issue 20)
-    colab=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=2_000, fid_reference=10_000, lora_steps=2_000),
-    full=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=10_000, fid_reference=10_000, lora_steps=10_000),
+                fid_reference=10_000,
+                lora_steps=1_000),  # provisional (issue 20)
+    colab=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
+               fid_samples=2_000, fid_reference=10_000, lora_steps=2_000),
+    full=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
+              fid_samples=10_000, fid_reference=10_000, lora_steps=10_000),
 )
 course_lib.show_setup("9 · Consistency models and latent consistency models", {
-    "teacher": "chapter 6's text-to-image latent model (loaded as an artifact, trained again if missing)",
-    "distillation": f"{recipe['steps']:,} steps of batch {recipe['batch']}, w drawn in [{recipe['w_min']}, {recipe['w_max']}], "
-                    f"skipping-step DDIM solver on {recipe['original_inference_steps']} steps",
-    "evaluation": f"LCM at {P['steps']} steps against the teacher's DDIM at {P['teacher_steps']} (w = {P['w']}): FID of "
-                  f"{P['fid_samples']:,} samples against {P['fid_reference']:,} test images, and wall time",
-    "LCM-LoRA": f"rank-4 adapters on the teacher's attention, {P['lora_steps']:,} steps",
+    "teacher": "chapter 6's text-to-image latent model "
+               "(loaded as an artifact, trained again if missing)",
+    "distillation": f"{recipe['steps']:,} steps of batch {recipe['batch']}, "
+                    f"w drawn in [{recipe['w_min']}, {recipe['w_max']}], "
+                    "skipping-step DDIM solver on "
+                    f"{recipe['original_inference_steps']} steps",
+    "evaluation": f"LCM at {P['steps']} steps against the teacher's DDIM at "
+                  f"{P['teacher_steps']} (w = {P['w']}): FID of "
+                  f"{P['fid_samples']:,} samples against "
+                  f"{P['fid_reference']:,} test images, and wall time",
+    "LCM-LoRA": "rank-4 adapters on the teacher's attention, "
+                f"{P['lora_steps']:,} steps",
 }, profile, device)
 
 # %% [markdown]
@@ -111,7 +132,8 @@ course_lib.show_setup("9 · Consistency models and latent consistency models", {
 
 # %% tags=["solution"]
 def my_consistency(x_t, x0_hat, t):
-    st = 10.0 * t.double().reshape(-1, *([1] * (x_t.ndim - 1)))  # (B, 1, ..., 1)
+    # (B, 1, ..., 1)
+    st = 10.0 * t.double().reshape(-1, *([1] * (x_t.ndim - 1)))
     c_skip_t = 0.25 / (st ** 2 + 0.25)  # sigma_d^2 / ((10 t)^2 + sigma_d^2)
     c_out_t = st / (st ** 2 + 0.25).sqrt()
     return (c_skip_t * x_t + c_out_t * x0_hat).to(x_t.dtype)  # LCM Eq. 9
@@ -127,16 +149,20 @@ from course_lib.exercises.ch09 import check_consistency_function
 check_consistency_function(my_consistency)
 
 # %%
-schedule = make_schedule("linear", 1000)  # chapter 6's schedule (the teacher's)
+# chapter 6's schedule (the teacher's)
+schedule = make_schedule("linear", 1000)
 t = torch.tensor([0, 1, 19, 500, 999])
-z_t, eps = torch.randn(5, 4, 8, 8, dtype=torch.float64), torch.randn(5, 4, 8, 8, dtype=torch.float64)
-mine = my_consistency(z_t, eps_to_x0(eps, z_t, schedule.alpha_bar[t].reshape(-1, 1, 1, 1)), t)
+z_t, eps = (torch.randn(5, 4, 8, 8, dtype=torch.float64),
+            torch.randn(5, 4, 8, 8, dtype=torch.float64))
+mine = my_consistency(
+    z_t, eps_to_x0(eps, z_t, schedule.alpha_bar[t].reshape(-1, 1, 1, 1)), t)
 torch.testing.assert_close(mine, consistency_output(schedule, eps, z_t, t))
 steps_all = torch.arange(0, 30)
 fig, ax = plt.subplots(figsize=(5.5, 2.8))
 ax.plot(steps_all, c_skip(steps_all), "o-", label="$c_{skip}(t)$")
 ax.plot(steps_all, c_out(steps_all), "s-", label="$c_{out}(t)$")
-ax.set(xlabel="step t", title="the boundary scalings switch within one step", xlim=(-0.5, 10))
+ax.set(xlabel="step t", title="the boundary scalings switch within one step",
+       xlim=(-0.5, 10))
 ax.legend()
 show_jpeg(fig)
 print("my consistency function equals course_lib's consistency_output")
@@ -163,14 +189,21 @@ print("my consistency function equals course_lib's consistency_output")
 teacher, teacher_meta = chapter6_ldm(profile, device)
 vae, vae_meta = chapter2_vae(profile, device)
 if vae_meta["sha256"] != teacher_meta["config"]["vae_sha256"]:
-    raise ValueError(f"{vae_meta['name']} is not the VAE {teacher_meta['name']} was trained on: run chapter 6 again")
+    raise ValueError(f"{vae_meta['name']} is not the VAE "
+                     f"{teacher_meta['name']} was trained on: "
+                     "run chapter 6 again")
 scale = teacher_meta["config"]["latent_scale"]  # the teacher's kappa
 train_data = load_cifar10("train", subset=recipe["train_images"])
 mu, logvar = encode_images(vae, train_data.images.to(device))
-tokens = tokenize(caption_images(train_data.images, train_data.labels), teacher_meta["config"]["recipe"]["max_tokens"])
+tokens = tokenize(caption_images(train_data.images, train_data.labels),
+                  teacher_meta["config"]["recipe"]["max_tokens"])
 grid = lcm_grid(1000, recipe["original_inference_steps"])
-print(f"teacher {teacher_meta['name']} ({sum(p.numel() for p in teacher.parameters()) / 1e6:.2f}M parameters), "
-      f"latent scale {scale:.4f}; LCM's skipping grid: {grid[:3].tolist()} ... {grid[-2:].tolist()} (k = {int(grid[1] - grid[0])})")
+print(f"teacher {teacher_meta['name']} "
+      f"({sum(p.numel() for p in teacher.parameters()) / 1e6:.2f}M "
+      "parameters), "
+      f"latent scale {scale:.4f}; LCM's skipping grid: "
+      f"{grid[:3].tolist()} ... {grid[-2:].tolist()} "
+      f"(k = {int(grid[1] - grid[0])})")
 
 # %% [markdown]
 # One step of the skipping-step solver, by hand: the teacher's guided noise prediction in one
@@ -178,31 +211,47 @@ print(f"teacher {teacher_meta['name']} ({sum(p.numel() for p in teacher.paramete
 
 # %%
 z = scale * mu[:4].to(device)
-t_from, t_to = torch.full((4,), 519, device=device), torch.full((4,), 499, device=device)
+t_from, t_to = (torch.full((4,), 519, device=device),
+                torch.full((4,), 499, device=device))
 w = torch.tensor([1.0, 2.0, 3.0, 5.0], device=device)
-z_noisy = schedule.alpha_bar[519].sqrt().float() * z + (1 - schedule.alpha_bar[519]).sqrt().float() * torch.randn_like(z)
+z_noisy = (schedule.alpha_bar[519].sqrt().float() * z
+           + (1 - schedule.alpha_bar[519]).sqrt().float()
+           * torch.randn_like(z))
 with torch.no_grad():
-    eps_hat = text_cfg_model(teacher, tokens[:4].to(device), w)(z_noisy, t_from)  # eps_u + w (eps_c - eps_u)
+    eps_hat = text_cfg_model(teacher, tokens[:4].to(device), w)(
+        z_noisy, t_from)  # eps_u + w (eps_c - eps_u)
 a_from, a_to = float(schedule.alpha_bar[519]), float(schedule.alpha_bar[499])
 z0_hat = (z_noisy - (1 - a_from) ** 0.5 * eps_hat) / a_from ** 0.5
-mine = a_to ** 0.5 * z0_hat + (1 - a_to) ** 0.5 * eps_hat  # DDIM Eq. 12, eta = 0
-torch.testing.assert_close(mine, guided_ddim_step(teacher, schedule, z_noisy, t_from, t_to, tokens[:4].to(device), w))
+# DDIM Eq. 12, eta = 0
+mine = a_to ** 0.5 * z0_hat + (1 - a_to) ** 0.5 * eps_hat
+torch.testing.assert_close(mine, guided_ddim_step(teacher, schedule, z_noisy,
+                                                  t_from, t_to,
+                                                  tokens[:4].to(device), w))
 print("my guided skipping step equals course_lib's guided_ddim_step")
 
 # %%
 t0 = time.perf_counter()
-run = distill_lcm(recipe, teacher, mu, logvar, tokens.to(device), scale, schedule=schedule)
+run = distill_lcm(recipe, teacher, mu, logvar, tokens.to(device), scale,
+                  schedule=schedule)
 student = run.ema.eval()
 distill_seconds = time.perf_counter() - t0
-print(f"distilled {recipe['steps']:,} steps in {distill_seconds:.0f} s; the student adds "
-      f"{sum(p.numel() for p in student.parameters()) - sum(p.numel() for p in teacher.parameters()):,} parameters "
+extra = (sum(p.numel() for p in student.parameters())
+         - sum(p.numel() for p in teacher.parameters()))
+print(f"distilled {recipe['steps']:,} steps in {distill_seconds:.0f} s; "
+      f"the student adds {extra:,} parameters "
       f"(the w embedding's projection) to the teacher's")
-save_artifact(f"ch09_lcm-{profile.name}", student,
-              {"model": student.denoiser.config.to_dict(), "recipe": recipe, "teacher": teacher_meta["name"],
-               "teacher_sha256": teacher_meta["sha256"], "latent_scale": scale, "vae": vae_meta["name"],
-               "vae_sha256": vae_meta["sha256"], "data": train_data.source_id, "processes": 1},
-              profile=profile.name, produced_by="chapters/09_lcm (course_lib.recipes.ch09_lcm.distill_lcm)",
-              seconds=distill_seconds)
+path = save_artifact(
+    f"ch09_lcm-{profile.name}", student,
+    {"model": student.denoiser.config.to_dict(), "recipe": recipe,
+     "teacher": teacher_meta["name"],
+     "teacher_sha256": teacher_meta["sha256"], "latent_scale": scale,
+     "vae": vae_meta["name"], "vae_sha256": vae_meta["sha256"],
+     "data": train_data.source_id, "processes": 1},
+    profile=profile.name,
+    produced_by="chapters/09_lcm (course_lib.recipes.ch09_lcm.distill_lcm)",
+    seconds=distill_seconds)
+print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
+      "in the course cache (artifacts/)")
 
 # %% [markdown]
 # ## Sampling in a few steps
@@ -227,7 +276,8 @@ save_artifact(f"ch09_lcm-{profile.name}", student,
 
 # %% tags=["solution"]
 def my_renoise(denoised, alpha_bar_next, noise):
-    return alpha_bar_next ** 0.5 * denoised + (1 - alpha_bar_next) ** 0.5 * noise  # DDPM Eq. 4
+    return (alpha_bar_next ** 0.5 * denoised
+            + (1 - alpha_bar_next) ** 0.5 * noise)  # DDPM Eq. 4
 
 
 # %% [markdown]
@@ -240,11 +290,16 @@ from course_lib.exercises.ch09 import check_renoise
 check_renoise(my_renoise)
 
 # %%
-test_data = load_cifar10("test", subset=P["fid_reference"] if P["fid_reference"] < 10_000 else None)
+test_data = load_cifar10("test", subset=P["fid_reference"]
+                         if P["fid_reference"] < 10_000 else None)
 n = P["fid_samples"]
-pick = torch.randint(0, len(test_data.images), (n,), generator=torch.Generator().manual_seed(1))
-prompts = tokenize(caption_images(test_data.images[pick], test_data.labels[pick]), tokens.shape[1]).to(device)
-z_T = torch.randn(n, *mu.shape[1:], generator=torch.Generator().manual_seed(2)).to(device)
+pick = torch.randint(0, len(test_data.images), (n,),
+                     generator=torch.Generator().manual_seed(1))
+prompts = tokenize(caption_images(test_data.images[pick],
+                                  test_data.labels[pick]),
+                   tokens.shape[1]).to(device)
+z_T = torch.randn(n, *mu.shape[1:],
+                  generator=torch.Generator().manual_seed(2)).to(device)
 w_batch = torch.full((n,), P["w"], device=device)
 
 
@@ -254,17 +309,22 @@ def my_lcm_sample(model, z, num_steps, generator):
     for i, t in enumerate(ts):
         t_batch = torch.full((len(z),), t, dtype=torch.long, device=z.device)
         eps = model(z, t_batch, prompts, w_batch)
-        denoised = my_consistency(z, eps_to_x0(eps, z, float(schedule.alpha_bar[t])), t_batch)
+        denoised = my_consistency(
+            z, eps_to_x0(eps, z, float(schedule.alpha_bar[t])), t_batch)
         if i + 1 == len(ts):
             return denoised
-        noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        noise = torch.randn(z.shape, generator=generator, device=z.device,
+                            dtype=z.dtype)
         z = my_renoise(denoised, float(schedule.alpha_bar[ts[i + 1]]), noise)
 
 
 with torch.no_grad():
-    torch.testing.assert_close(my_lcm_sample(student, z_T, 4, torch.Generator(device).manual_seed(3)),
-                               lcm_sample(student, schedule, z_T, 4, P["w"], prompts, torch.Generator(device).manual_seed(3)),
-                               rtol=1e-4, atol=1e-4)  # float32: the library computes the scalings in float64
+    torch.testing.assert_close(
+        my_lcm_sample(student, z_T, 4, torch.Generator(device).manual_seed(3)),
+        lcm_sample(student, schedule, z_T, 4, P["w"], prompts,
+                   torch.Generator(device).manual_seed(3)),
+        # float32: the library computes the scalings in float64
+        rtol=1e-4, atol=1e-4)
 print("my 4-step sampler equals course_lib's lcm_sample")
 
 # %% [markdown]
@@ -273,7 +333,8 @@ print("my 4-step sampler equals course_lib's lcm_sample")
 # the test set, and wall time (network evaluations plus one decoder pass).
 
 # %%
-ref = reference_stats(test_data.images[: P["fid_reference"]].to(device), f"{test_data.source_id}-test-{P['fid_reference']}",
+ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
+                      f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
 results, grids = {}, []
 
@@ -283,18 +344,23 @@ def evaluate(name, sample):
     with torch.no_grad():
         x = decode_latents(vae, sample(), scale)
     seconds = time.perf_counter() - t_start
-    results[name] = dict(fid=fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test", ref_count=ref.num_images),
+    results[name] = dict(fid=fid(to_uint8(x), ref.mu, ref.sigma,
+                                 f"{test_data.source_id} test",
+                                 ref_count=ref.num_images),
                          seconds=seconds)
     grids.append(x[:10])
 
 
 evaluate(f"teacher, DDIM {P['teacher_steps']} steps",
-         lambda: ddim_sample(text_cfg_model(teacher, prompts, P["w"]), schedule, z_T,
+         lambda: ddim_sample(text_cfg_model(teacher, prompts, P["w"]),
+                             schedule, z_T,
                              timesteps(1000, P["teacher_steps"], "trailing")))
 for k in P["steps"]:
     evaluate(f"LCM, {k} step{'s' if k > 1 else ''}",
-             lambda k=k: lcm_sample(student, schedule, z_T, k, P["w"], prompts, torch.Generator(device).manual_seed(4)))
-print(f"{'':24s}{'FID':>8s}{'seconds':>10s}   ({n} samples, w = {P['w']}, {device})")
+             lambda k=k: lcm_sample(student, schedule, z_T, k, P["w"], prompts,
+                                    torch.Generator(device).manual_seed(4)))
+print(f"{'':24s}{'FID':>8s}{'seconds':>10s}   "
+      f"({n} samples, w = {P['w']}, {device})")
 for name, r in results.items():
     print(f"{name:24s}{r['fid'].value:>8.1f}{r['seconds']:>10.2f}")
 image_grid(torch.cat(grids).cpu(), nrow=10, figsize=(9, 0.95 * len(grids)),
@@ -314,34 +380,53 @@ show_jpeg()
 # %%
 lora = lcm_lora_student(teacher, rank=4)
 n_lora = trainable_parameters(lora)
-lora_run = distill_lcm(recipe, teacher, mu, logvar, tokens.to(device), scale, schedule=schedule, student=lora,
+lora_run = distill_lcm(recipe, teacher, mu, logvar, tokens.to(device), scale,
+                       schedule=schedule, student=lora,
                        target_mu=0.0, steps=P["lora_steps"])
 z_check, tok_check = z_T[:16], prompts[:16]
 gaps = {"before distillation (the teacher's x0 estimate)": one_step_error(
-            lcm_lora_student(teacher), teacher, schedule, z_check, tok_check, P["w"]),
-        "LCM (full)": one_step_error(student, teacher, schedule, z_check, tok_check, P["w"]),
-        "LCM-LoRA": one_step_error(lora_run.ema.eval(), teacher, schedule, z_check, tok_check, P["w"])}
-print(f"LCM-LoRA: {n_lora:,} trainable parameters ({n_lora / sum(p.numel() for p in teacher.parameters()):.1%} of "
+            lcm_lora_student(teacher), teacher, schedule, z_check, tok_check,
+            P["w"]),
+        "LCM (full)": one_step_error(student, teacher, schedule, z_check,
+                                     tok_check, P["w"]),
+        "LCM-LoRA": one_step_error(lora_run.ema.eval(), teacher, schedule,
+                                   z_check, tok_check, P["w"])}
+print(f"LCM-LoRA: {n_lora:,} trainable parameters "
+      f"({n_lora / sum(p.numel() for p in teacher.parameters()):.1%} of "
       f"the teacher's), {P['lora_steps']:,} steps in {lora_run.seconds:.0f} s")
 for name, gap in gaps.items():
-    print(f"  one-step RMS gap to the teacher's 50-step sample, {name}: {gap:.3f}")
+    print(f"  one-step RMS gap to the teacher's 50-step sample, {name}: "
+          f"{gap:.3f}")
 
 # %%
 report({
-    **{f"fid_lcm_{k}step": {"value": results[f"LCM, {k} step{'s' if k > 1 else ''}"]["fid"], "sampling_steps": k,
-                            "description": f"LCM distilled from chapter 6's model, w = {P['w']}"} for k in P["steps"]},
-    f"fid_teacher_{P['teacher_steps']}step": {"value": results[f"teacher, DDIM {P['teacher_steps']} steps"]["fid"],
-                                              "sampling_steps": P["teacher_steps"],
-                                              "description": f"the teacher, guided DDIM, w = {P['w']}"},
-    **{f"seconds_lcm_{k}step": {"value": results[f"LCM, {k} step{'s' if k > 1 else ''}"]["seconds"], "unit": "s",
-                                "samples": n, "description": "wall time, with decoding"} for k in P["steps"]},
-    "seconds_teacher": {"value": results[f"teacher, DDIM {P['teacher_steps']} steps"]["seconds"], "unit": "s",
-                        "samples": n, "description": "wall time, with decoding"},
-    "one_step_gap_lcm": {"value": gaps["LCM (full)"], "description": "RMS gap of f(z_T) to the teacher's 50-step sample"},
-    "one_step_gap_lcm_lora": {"value": gaps["LCM-LoRA"], "description": "the same for LCM-LoRA"},
-    "one_step_gap_before": {"value": gaps["before distillation (the teacher's x0 estimate)"],
-                            "description": "the same before distillation"},
-}, notes={"distillation": f"{recipe['steps']:,} steps in {distill_seconds:.0f} s on {device}"})
+    **{f"fid_lcm_{k}step": {
+           "value": results[f"LCM, {k} step{'s' if k > 1 else ''}"]["fid"],
+           "sampling_steps": k,
+           "description": f"LCM distilled from chapter 6's model, "
+                          f"w = {P['w']}"} for k in P["steps"]},
+    f"fid_teacher_{P['teacher_steps']}step": {
+        "value": results[f"teacher, DDIM {P['teacher_steps']} steps"]["fid"],
+        "sampling_steps": P["teacher_steps"],
+        "description": f"the teacher, guided DDIM, w = {P['w']}"},
+    **{f"seconds_lcm_{k}step": {
+           "value": results[f"LCM, {k} step{'s' if k > 1 else ''}"]["seconds"],
+           "unit": "s", "samples": n,
+           "description": "wall time, with decoding"} for k in P["steps"]},
+    "seconds_teacher": {
+        "value":
+            results[f"teacher, DDIM {P['teacher_steps']} steps"]["seconds"],
+        "unit": "s", "samples": n, "description": "wall time, with decoding"},
+    "one_step_gap_lcm": {
+        "value": gaps["LCM (full)"],
+        "description": "RMS gap of f(z_T) to the teacher's 50-step sample"},
+    "one_step_gap_lcm_lora": {"value": gaps["LCM-LoRA"],
+                              "description": "the same for LCM-LoRA"},
+    "one_step_gap_before": {
+        "value": gaps["before distillation (the teacher's x0 estimate)"],
+        "description": "the same before distillation"},
+}, notes={"distillation": f"{recipe['steps']:,} steps in "
+                          f"{distill_seconds:.0f} s on {device}"})
 
 # %% [markdown]
 # ## Summary
