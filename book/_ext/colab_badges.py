@@ -5,7 +5,8 @@ The theme's launch button (the rocket icon) opens the page's own notebook; the b
 the chapter's student notebook (``NN_name_student.ipynb``, made by scripts/make_student_notebooks.py)
 and stay visible in print and on small screens. The badge images are vendored SVGs in
 book/_static, so the page makes no external request; only the links point to Colab:
-``https://colab.research.google.com/github/<owner>/<repo>/blob/<branch>/<path>.ipynb``.
+``https://colab.research.google.com/github/<owner>/<repo>/blob/<ref>/<path>.ipynb``, at the ref that
+the notebooks' install cell installs (``course_lib.book.colab.COURSE_REF``, defined only there).
 
 A chapter page is a document ``chapters/NN_name/NN_name`` whose notebook exists. The handler runs
 on ``doctree-read`` before Sphinx's image collector (priority 500), so the images are copied like
@@ -17,6 +18,8 @@ import re
 from pathlib import Path
 
 from docutils import nodes
+
+from course_lib.book.colab import COURSE_REF
 
 CHAPTER = re.compile(r"^chapters/(\d\d_[a-z0-9_]+)/\1$")
 COLAB = "https://colab.research.google.com/github"
@@ -35,7 +38,7 @@ def add_badges(app, doctree) -> None:
     if not CHAPTER.match(docname) or not Path(app.srcdir, f"{docname}.ipynb").is_file():
         return
     options = app.config.html_theme_options or {}
-    repo, branch = options.get("repository_url"), options.get("repository_branch", "main")
+    repo = options.get("repository_url")
     if not repo:
         raise ValueError("colab_badges: set repository.url in book/_config.yml (the Colab links need it)")
     section = doctree.next_node(nodes.section)
@@ -43,7 +46,7 @@ def add_badges(app, doctree) -> None:
         return
     para = nodes.paragraph(classes=["colab-badges"])
     for suffix, image, text in BADGES:
-        link = nodes.reference(refuri=colab_url(repo, branch, f"{docname}{suffix}.ipynb"), classes=["colab-badge"])
+        link = nodes.reference(refuri=colab_url(repo, COURSE_REF, f"{docname}{suffix}.ipynb"), classes=["colab-badge"])
         link += nodes.image(uri=image, alt=text)
         para += [link, nodes.Text(" ")]
     section.insert(1, para)

@@ -6,19 +6,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The git ref students install and the Colab badges open: defined here only (the install cell below,
+# book/_ext/colab_badges.py and the links of the students page use it; tests check all three). It is
+# "main" until the first release; at a release, tag the commit (git tag vX.Y.Z, pyproject's version),
+# set COURSE_REF to the tag, regenerate the chapters' first cell and the student notebooks, and
+# re-execute the chapters (book/instructors.md, "Releasing").
+COURSE_REF = "main"
+REPOSITORY = "github.com/diffusion-from-scratch/course"  # the same as book/_config.yml's repository.url
+
 # The first code cell of every chapter. It runs before course_lib is installed, so it cannot live
-# in course_lib as a function; off Colab it does nothing. The ref is the release tag of
-# pyproject.toml's version (tests check both, and the repository URL of book/_config.yml).
-COURSE_REF = "v0.1.0"
-
-
+# in course_lib as a function; off Colab it does nothing. On a Colab runtime without a GPU it falls
+# back to the laptop profile (CPU), saying so, instead of running the colab profile on a CPU.
 COLAB_CELL = (
     "import os\n"
     "import sys\n"
     "\n"
-    'if "google.colab" in sys.modules:  # on Colab: install course_lib, size the chapter for a T4 GPU\n'
-    f'    %pip install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course@{COURSE_REF}"\n'
-    '    os.environ.setdefault("COURSE_PROFILE", "colab")  # GPU runtime: Runtime > Change runtime type > T4 GPU'
+    'if "google.colab" in sys.modules:  # on Colab: install this course release\n'
+    f'    URL = "git+https://{REPOSITORY}@{COURSE_REF}"\n'
+    '    %pip install -q "course-lib[colab] @ {URL}"\n'
+    "    import torch\n"
+    "\n"
+    "    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU\n"
+    '    os.environ.setdefault("COURSE_PROFILE", "colab" if GPU else "laptop")\n'
+    "    if not GPU:\n"
+    '        print("No GPU in this runtime: running the laptop profile (CPU, "\n'
+    '              "slower). For the colab profile pick Runtime > Change "\n'
+    '              "runtime type > T4 GPU, then run this cell again.")'
 )
 
 
@@ -35,7 +48,7 @@ def colab_url(path: str | Path, root: Path) -> str:
     colab = config.get("launch_buttons", {}).get("colab_url", "https://colab.research.google.com").rstrip("/")
     prefix = (config["repository"].get("path_to_book") or "").strip("/")
     full = "/".join(p for p in (prefix, Path(path).as_posix()) if p)
-    return f"{colab}/github/{repo}/blob/{config['repository'].get('branch', 'main')}/{full}"
+    return f"{colab}/github/{repo}/blob/{COURSE_REF}/{full}"
 
 
 def colab_admonition(lecture: str | Path, root: Path) -> str:

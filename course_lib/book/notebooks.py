@@ -16,6 +16,9 @@ import torch
 
 from ..course.device import default_device, describe_hardware
 
+# Notebook metadata that makes Colab open a notebook on a GPU runtime (a free T4), as Colab itself writes it.
+COLAB_GPU_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
+
 
 def read_py(py_path: str | os.PathLike):
     """The notebook a py:percent file describes (no outputs)."""
@@ -79,6 +82,7 @@ def execute(py_path: str | os.PathLike, profile: str, timeout: int = 1800) -> Pa
     py_path = Path(py_path)
     nb = read_py(py_path)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.update(COLAB_GPU_METADATA)  # Colab opens the notebook on a T4 GPU runtime
     os.environ["COURSE_PROFILE"] = profile
     start = time.perf_counter()
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,

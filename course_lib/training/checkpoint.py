@@ -92,7 +92,7 @@ def load_checkpoint(path: Path, model: nn.Module, ema: EMA, optimizer, scheduler
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), next(model.parameters()).device)
     changes = _apply_config_changes(state.get("config", {}), config, optimizer, scheduler) if config else []
     if dist.is_main():
-        print(f"Resumed from {path} at step {state['step']:,}." + "".join(f"\n  {c}" for c in changes))
+        print(f"Resumed from {path.name} at step {state['step']:,}." + "".join(f"\n  {c}" for c in changes))
     return _State(state["step"], [tuple(h) for h in state["history"]], float(state.get("seconds", 0.0)),
                   dict(state.get("snapshots", {})), list(state.get("window", [])),
                   dict(state.get("marks", {})))

@@ -215,3 +215,17 @@ def test_show_setup_warns_when_a_gpu_profile_runs_on_a_cpu(capsys):
         assert "COURSE_PROFILE=laptop" in out and "smoke" in out
     show_setup("1 · test", {}, profile=PROFILES["laptop"], device=torch.device("cpu"))
     assert "WARNING" not in capsys.readouterr().out
+
+
+# ---- mixed precision on GPUs -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("capability, dtype", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                               ((9, 0), torch.bfloat16), ((6, 1), torch.float16)])
+def test_bf16_only_where_the_gpu_has_it_natively(monkeypatch, capability, dtype):
+    """A T4 (7.5) counts as bf16-capable for torch.cuda.is_bf16_supported() through emulation, which is
+    slow: the course picks fp16 with gradient scaling there, bf16 from Ampere (8.0) on."""
+    from course_lib.course.device import autocast_dtype
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert autocast_dtype("cuda") is dtype
+    assert autocast_dtype("cpu") is None

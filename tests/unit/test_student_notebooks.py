@@ -231,13 +231,39 @@ def test_book_links_but_does_not_build_the_student_notebooks():
 
 # ---- (e) the Colab cell ----
 
-def test_colab_cell_names_this_package_repository_and_version():
+def test_colab_cell_names_this_package_repository_and_ref():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     repo = yaml.safe_load((ROOT / "book/_config.yml").read_text())["repository"]["url"]
-    assert f'"{project["name"]}[colab] @ git+{repo}@v{project["version"]}"' in colab.COLAB_CELL
+    assert repo == f"https://{colab.REPOSITORY}"
+    assert f'URL = "git+{repo}@{colab.COURSE_REF}"' in colab.COLAB_CELL
+    assert f'"{project["name"]}[colab] @ {{URL}}"' in colab.COLAB_CELL
+    assert colab.COURSE_REF == "main" or colab.COURSE_REF == f"v{project['version']}", "a release ref is its tag"
     assert "colab" in project["optional-dependencies"]
     assert not any(r.split(">")[0].split("=")[0].strip() in ("torch", "torchvision")
                    for r in project["optional-dependencies"]["colab"]), "never pin what Colab ships"
+    assert max(len(line) for line in colab.COLAB_CELL.splitlines()) <= 79
+
+
+def test_the_badges_and_the_students_page_open_the_ref_the_cell_installs():
+    """One ref, defined once (course_lib.book.colab.COURSE_REF): install cell, badges, students page."""
+    sys.path.insert(0, str(ROOT / "book/_ext"))
+    try:
+        import colab_badges
+    finally:
+        sys.path.remove(str(ROOT / "book/_ext"))
+    assert colab_badges.COURSE_REF is colab.COURSE_REF
+    url = colab_badges.colab_url("https://github.com/x/y", colab.COURSE_REF, "a.ipynb")
+    assert url.endswith(f"/x/y/blob/{colab.COURSE_REF}/a.ipynb")
+    assert f"/blob/{colab.COURSE_REF}/" in colab.colab_url("chapters/02_vae/02_vae_student.ipynb", ROOT)
+    text = (ROOT / "book/_ext/colab_badges.py").read_text()
+    assert "repository_branch" not in text, "the badges must not read another ref"
+
+
+@pytest.mark.parametrize("lecture", LECTURES, ids=lambda p: Path(p).stem)
+def test_notebooks_open_on_a_gpu_runtime_in_colab(lecture):
+    for path in (ROOT / lecture, ROOT / colab.student_path(lecture)):
+        meta = nbformat.read(path, as_version=4).metadata
+        assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType") == "T4", path.name
 
 
 def test_colab_cell_survives_the_jupytext_round_trip_as_a_magic():
@@ -256,10 +282,23 @@ def test_colab_cell_installs_on_colab_and_does_nothing_elsewhere(monkeypatch):
     _run(colab.COLAB_CELL, namespace={"get_ipython": lambda: shell})
     assert calls == [] and "COURSE_PROFILE" not in os.environ
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    _run(colab.COLAB_CELL, namespace={"get_ipython": lambda: shell})
-    assert calls == [("pip", f'install -q "course-lib[colab] @ git+https://github.com/diffusion-from-scratch/course'
-                             f'@{student.COURSE_REF}"')]
-    assert os.environ["COURSE_PROFILE"] == "colab"
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a T4 runtime
+    namespace = {"get_ipython": lambda: shell}
+    printed = _run(colab.COLAB_CELL, namespace=namespace)
+    assert calls == [("pip", 'install -q "course-lib[colab] @ {URL}"')]  # IPython expands {URL}
+    assert namespace["URL"] == f"git+https://github.com/diffusion-from-scratch/course@{colab.COURSE_REF}"
+    assert os.environ["COURSE_PROFILE"] == "colab" and "No GPU" not in printed
+
+
+def test_colab_cell_on_a_cpu_runtime_falls_back_to_the_laptop_profile(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    shell = types.SimpleNamespace(run_line_magic=lambda name, line: None)
+    printed = _run(colab.COLAB_CELL, namespace={"get_ipython": lambda: shell})
+    assert os.environ["COURSE_PROFILE"] == "laptop" and "No GPU in this runtime" in printed
 
 
 @pytest.mark.parametrize("py", CHAPTER_PYS, ids=lambda p: p.stem)
