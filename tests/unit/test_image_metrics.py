@@ -243,3 +243,22 @@ def test_fid_bootstrap_std_is_the_spread_over_resampled_features(tmp_path):
     assert "±" in str(result) and fid(small, ref.mu, ref.sigma, "toy", features=_CountingFeatures()).std is None
     with pytest.raises(ValueError, match="bootstrap must be 0"):
         fid(small, ref.mu, ref.sigma, "toy", features=_CountingFeatures(), bootstrap=1)
+
+
+def test_published_reference_stats_are_used_instead_of_computing(tmp_path, monkeypatch):
+    """A copy in results/fid/ (sigma may be stored in float32 to halve the file) is read back as float64,
+    checked like the cache, and no feature is computed."""
+    import course_lib.evaluation.fid as fid_module
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    made = reference_stats(images, "toy test", tmp_path / "made", features=_CountingFeatures())
+    published = tmp_path / "published"
+    published.mkdir()
+    torch.save({"name": "toy test", "num_images": 40, "protocol": fid_module.PROTOCOL, "mu": made.mu,
+                "sigma": made.sigma.float()}, published / "fid-ref-toy test.pt")
+    monkeypatch.setattr(fid_module, "PUBLISHED_STATS", published)
+    counter = _CountingFeatures()
+    ref = reference_stats(images, "toy test", tmp_path / "empty cache", features=counter)
+    assert counter.calls == 0 and ref.sigma.dtype == torch.float64
+    torch.testing.assert_close(ref.sigma, made.sigma, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="holds stats of 40 images"):
+        reference_stats(images[:30], "toy test", tmp_path / "empty cache", features=counter)
