@@ -63,7 +63,7 @@ from course_lib.process.elbo import (VAELoss, elbo_terms, gaussian_kl,
 profile = course_lib.get_profile()
 device = course_lib.default_device()
 # the VAE's sizes per profile, shared with chapter 6
-# (course_lib.recipes.common)
+# (course_lib.recipes.ch02_vae)
 recipe = vae_recipe(profile)
 # this chapter's own evaluation and sweep sizes, per profile
 P = profile.choose(

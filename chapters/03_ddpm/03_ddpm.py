@@ -67,7 +67,7 @@ from course_lib.process.schedules import make_schedule
 profile = course_lib.get_profile()
 device = course_lib.default_device()
 # the U-Net's sizes and training per profile, shared with chapter 4
-# (course_lib.recipes.common)
+# (course_lib.recipes.ch03_ddpm)
 recipe = ddpm_recipe(profile)
 # this chapter's own evaluation and comparison sizes, per profile
 P = profile.choose(

@@ -66,7 +66,7 @@ from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
 device = course_lib.default_device()
-# chapter 3's model and schedule (course_lib.recipes.common)
+# chapter 3's model and schedule (course_lib.recipes.ch03_ddpm)
 recipe = ddpm_recipe(profile)
 # this chapter's sampling and evaluation sizes, per profile
 P = profile.choose(

@@ -66,7 +66,7 @@ from course_lib.process.schedules import make_schedule
 profile = course_lib.get_profile()
 device = course_lib.default_device()
 # chapter 3's U-Net recipe with 10 classes and label dropout
-# (course_lib.recipes.common)
+# (course_lib.recipes.ch05_cfg)
 recipe = cfg_recipe(profile)
 # this chapter's sampling and evaluation sizes, per profile
 P = profile.choose(
