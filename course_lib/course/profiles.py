@@ -13,9 +13,12 @@ numbers for each profile with :meth:`Profile.choose`, so a reader sees all of th
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -81,12 +84,33 @@ def show_setup(chapter: str, plan: dict[str, Any], profile: Profile | None = Non
         f"Profile:  {profile.name} ({profile.description}); set {ENV_VAR} to change it",
         f"Device:   {device} · {describe_hardware(device)}",
         f"Software: torch {torch.__version__}, Python {platform.python_version()}",
+        *filter(None, [t4_line(chapter)]),
         "Plan at this profile:",
     ]
     lines += [f"  - {key}: {value}" for key, value in plan.items()]
     if profile.name in GPU_PROFILES and torch.device(device).type == "cpu":
         lines += ["", _cpu_warning(profile)]
     print("\n".join(lines))
+
+
+T4_MINUTES = Path(__file__).with_name("t4_minutes.json")  # scripts/estimate_t4.py (course_lib.book.t4_cost)
+
+
+def t4_line(chapter: str, path: Path = T4_MINUTES) -> str | None:
+    """The colab profile's time on a Colab T4 for the chapter whose title starts with its number
+    ("3 · DDPM on CIFAR-10"), from ``t4_minutes.json``, saying whether it is measured or estimated;
+    None for a title without a number or a chapter without an entry."""
+    match = re.match(r"\s*(\d+)\b", chapter)
+    try:
+        entry = json.loads(path.read_text()).get(f"{int(match.group(1)):02d}") if match else None
+    except (OSError, ValueError):
+        return None
+    if not entry:
+        return None
+    if entry.get("kind") == "measured":
+        return f"Colab T4: {entry['minutes']:.0f} min for this chapter at the colab profile (measured on a T4)"
+    return (f"Colab T4: about {entry['minutes']:.0f} min for this chapter at the colab profile (estimated "
+            f"from counted FLOPs; no GPU has run it yet)")
 
 
 GPU_PROFILES = ("colab", "full")  # sized for a GPU: hours or days on a CPU

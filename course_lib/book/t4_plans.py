@@ -1,0 +1,267 @@
+"""Each chapter's ``colab`` workload as a plan for ``t4_cost``: the models it runs and what it does with them.
+
+Sizes come from the recipes (called at the colab profile) and from each chapter's own ``P`` colab values,
+copied here with the chapter's file (a notebook cannot be imported): keep them in step when a chapter
+changes (tests/unit/test_t4_cost.py reads them back from the chapter files). A plan function takes
+keyword ``changes`` that replace those values, e.g. ``ch03(steps=10_000)``: how the recommended resizes
+(``RESIZES``) are estimated. ``amp=True``: the samplers run under fp16 autocast. Models another chapter
+trains are listed as not counted (``counted=False``): the estimate assumes their artifact is loaded.
+Work of a few seconds (checks on 8 images, plots, the captions' Python loops) is left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ..course.profiles import PROFILES
+from ..data.captions import MAX_TOKENS
+from ..models.classifier import Classifier
+from ..models.dit import DiT
+from ..models.ldm import LatentDenoiser
+from ..models.mlp import MLPConfig, MLPDenoiser
+from ..models.unet import UNet
+from ..models.vae import VAE, VAEConfig
+from ..recipes.ch02_vae import vae_recipe
+from ..recipes.ch03_ddpm import ddpm_recipe, unet_config
+from ..recipes.ch05_cfg import classifier_config, classifier_recipe, noisy_classifier_recipe
+from ..recipes.ch06_ldm import ldm_config, ldm_recipe
+from ..recipes.ch07_dit import dit_config, dit_recipe, lora_recipe
+from ..recipes.ch08_flow import fm_recipe, reflow_recipe
+from ..recipes.ch09_lcm import lcm_recipe
+from .t4_cost import Item, cpu, fid, fixed, sample, train
+
+COLAB = PROFILES["colab"]
+_long = lambda b: torch.zeros(b, dtype=torch.long)  # noqa: E731
+_img = lambda b, c=3, s=32: torch.zeros(b, c, s, s)  # noqa: E731
+
+
+def _vae(**overrides) -> VAE:
+    return VAE(VAEConfig(**{**vae_recipe(COLAB)["model"], **overrides}))
+
+
+def _ldm() -> LatentDenoiser:
+    return LatentDenoiser(ldm_config(ldm_recipe(COLAB), _vae().config.latent_shape()))
+
+
+# key -> (batch -> (callable, args)): the forward call each plan item runs, built on the caller's device
+MODELS: dict[str, Callable[[int], tuple[Callable, tuple]]] = {
+    "mlp": lambda b: (MLPDenoiser(MLPConfig(**fm_recipe(COLAB, "swiss_roll")["mlp"])).eval(),
+                      (torch.zeros(b, 2), _long(b))),
+    "vae": lambda b: (_vae().eval(), (_img(b),)),
+    "vae_16x16": lambda b: (_vae(channel_mult=(1, 2)).eval(), (_img(b),)),
+    "vae_encode": lambda b: (_vae().eval().encode, (_img(b),)),
+    "vae_decode": lambda b: (_vae().eval().decode, (torch.zeros(b, *_vae().config.latent_shape()),)),
+    "unet": lambda b: (UNet(unet_config(ddpm_recipe(COLAB))).eval(), (_img(b), _long(b))),
+    "unet_cond": lambda b: (UNet(unet_config(ddpm_recipe(COLAB), num_classes=10)).eval(),
+                            (_img(b), _long(b), _long(b))),
+    "classifier": lambda b: (Classifier(classifier_config(classifier_recipe(COLAB))).eval(), (_img(b),)),
+    "noisy_classifier": lambda b: (Classifier(classifier_config(noisy_classifier_recipe(COLAB))).eval(),
+                                   (_img(b), _long(b))),
+    "ldm": lambda b: (_ldm().eval(), (torch.zeros(b, *_vae().config.latent_shape()), _long(b),
+                                      torch.ones(b, MAX_TOKENS, dtype=torch.long))),
+    "dit_s4": lambda b: (DiT(dit_config(dit_recipe(COLAB, "S/4"))).eval(), (_img(b), _long(b), _long(b))),
+}
+
+# The chapters' P colab values (chapters/NN_*/NN_*.py, ``P = profile.choose(...)``), as far as the plans use them.
+CHAPTER_P: dict[int, dict[str, Any]] = {
+    1: dict(steps=20_000, batch=1024),
+    2: dict(sweep_steps=3_000, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
+    3: dict(snapshots=(1_000, 5_000, 15_000), snapshot_images=16, fid_samples=2_000, fid_reference=10_000,
+            sample_batch=500, compare_steps=8_000, compare_fid_samples=1_000, eval_images=1_000),
+    4: dict(step_counts=(10, 20, 50, 100), fid_samples=1_000, fid_reference=10_000, sample_batch=500,
+            show_images=8, invert_images=64, invert_steps=(10, 50, 200)),
+    5: dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50, fid_reference=10_000,
+            sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
+    6: dict(sampling_steps=50, samples_per_colour=64, budget_seconds=600, fid_samples=2_000, fid_reference=10_000),
+    7: dict(main="S/4", scaling=("S/4",), sampling_steps=50, fid_samples=2_000, fid_reference=10_000, lora_samples=500),
+    8: dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=2_000, fid_reference=10_000),
+    9: dict(steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=2_000, fid_reference=10_000, lora_steps=2_000),
+}
+
+
+def _v(ch: int, recipe: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The chapter's P values and its recipe's, with ``changes`` (a name in neither is an error) and ``amp``."""
+    base = {**recipe, **CHAPTER_P[ch], "amp": False}
+    unknown = set(changes) - set(base)
+    if unknown:
+        raise KeyError(f"chapter {ch}'s plan has no value {sorted(unknown)}; it has {sorted(base)}")
+    return {**base, **changes}
+
+
+def ch01(**changes) -> list[Item]:
+    v = _v(1, {}, changes)
+    s = lambda label, n, nfe: sample(label, "mlp", n, nfe, n, amp=v["amp"])  # noqa: E731
+    return [train("MLP, linear schedule", "mlp", v["steps"], v["batch"]),
+            train("MLP, cosine schedule", "mlp", v["steps"], v["batch"]),
+            s("DDPM samples, 2,000 x 1,000 steps", 2_000, 1_000),
+            s("annealed Langevin, 100 levels x 10 steps", 2_000, 1_000),
+            s("cosine / clipped samples, 3 x 1,000 steps", 2_000, 3_000),
+            s("inline sampler check, 64 points, 2 x 1,000 steps", 64, 2_000)]
+
+
+def ch02(**changes) -> list[Item]:
+    v = _v(2, vae_recipe(COLAB), changes)
+    n_eval, n_fid, amp = v["eval_images"], v["fid_samples"], v["amp"]
+    return [train("VAE", "vae", v["steps"], v["batch"]),
+            train("sweep: 3 betas", "vae", 3 * v["sweep_steps"], v["batch"]),
+            train("sweep: 4x16x16 latents", "vae_16x16", v["sweep_steps"], v["batch"]),
+            sample("reconstructions + bits/dim of the test images", "vae", 2 * n_eval, 1, 500, amp=amp),
+            sample("sweep: rate and distortion, 4 models", "vae", 8 * n_eval, 1, 500, amp=amp),
+            sample("FID: prior samples and reconstructions", "vae", n_fid, 2, 500, amp=amp),
+            fid("FID: Inception, reference + 2 x samples", v["fid_reference"] + 2 * n_fid)]
+
+
+def ch03(**changes) -> list[Item]:
+    v = _v(3, ddpm_recipe(COLAB), changes)
+    T, amp, b = v["num_steps"], v["amp"], v["sample_batch"]
+    nc = v["compare_fid_samples"]
+    return [train("U-Net, DDPM", "unet", v["steps"], v["batch"]),
+            sample("samples over training", "unet", v["snapshot_images"], len(v["snapshots"]) * T, 16, amp=amp),
+            sample(f"FID samples, {v['fid_samples']:,} x {T} steps", "unet", v["fid_samples"], T, b, amp=amp),
+            fid("FID: Inception, reference + samples", v["fid_reference"] + v["fid_samples"]),
+            train("comparison: 3 more U-Nets", "unet", 3 * v["compare_steps"], v["batch"]),
+            sample("comparison: x0 error, 3 x 6 steps", "unet", v["eval_images"], 18, v["eval_images"], amp=amp),
+            sample(f"comparison: 3 x {nc:,} samples x {T} steps", "unet", nc, 3 * T, b, amp=amp),
+            fid("comparison: Inception, 3 x samples", 3 * nc)]
+
+
+def ch04(**changes) -> list[Item]:
+    v = _v(4, ddpm_recipe(COLAB), changes)
+    n, amp, counts = v["fid_samples"], v["amp"], v["step_counts"]
+    nfe = 4 * sum(counts) + sum(2 * k - 1 for k in counts)  # DDIM x 2, Euler, DPM-Solver++: k; Heun: 2k - 1
+    slider = sum(sorted({*counts, 5, 1000}))
+    return [train("chapter 3's U-Net (loaded)", "unet", v["steps"], v["batch"], counted=False),
+            sample("step-count slider and eta rows", "unet", v["show_images"], slider + 4 * 50, 8, amp=amp),
+            sample(f"FID: 5 samplers x {counts} steps ({nfe} NFE per image)", "unet", n, nfe, v["sample_batch"],
+                   amp=amp),
+            fid("FID: Inception, reference + 20 x samples", v["fid_reference"] + 20 * n),
+            sample("inversion and back", "unet", v["invert_images"], 2 * sum(v["invert_steps"]), 64, amp=amp),
+            sample("interpolation, 2 paths", "unet", 8, 2 * max(v["invert_steps"]), 8, amp=amp)]
+
+
+def ch05(**changes) -> list[Item]:
+    v = _v(5, {**ddpm_recipe(COLAB), "clf_steps": classifier_recipe(COLAB)["steps"],
+               "clf_batch": classifier_recipe(COLAB)["batch"]}, changes)
+    n, K, amp, b = 10 * v["samples_per_class"], v["sampling_steps"], v["amp"], v["sample_batch"]
+    single = sum(1 for w in v["weights"] if w in (0.0, 1.0))  # w = 0 or 1: one pass, not the doubled batch
+    guided_rows = 2 * len(v["guidance_scales"])
+    return [train("class-conditional U-Net (CFG)", "unet_cond", v["steps"], v["batch"]),
+            train("chapter 3's U-Net (loaded)", "unet", v["steps"], v["batch"], counted=False),
+            train("noise-aware classifier", "noisy_classifier", v["clf_steps"], v["clf_batch"]),
+            train("evaluation classifier", "classifier", v["clf_steps"], v["clf_batch"]),
+            sample("classifier guidance: U-Net", "unet", 8, guided_rows * K, 8, amp=amp),
+            Item("classifier guidance: classifier gradients", "amp" if amp else "fp32", "noisy_classifier",
+                 guided_rows * K, 8, passes=3),
+            sample(f"sweep, w in {v['weights']}: one-pass weights", "unet_cond", n, single * K, b, amp=amp),
+            sample("sweep: guided weights (doubled batch)", "unet_cond", n, (len(v["weights"]) - single) * K, b,
+                   cfg=True, amp=amp),
+            fid("FID: Inception, reference + samples", v["fid_reference"] + len(v["weights"]) * n),
+            sample("accuracy of the samples", "classifier", len(v["weights"]) * n, 1, 1000, amp=amp),
+            sample("negative, interval, rescale rows", "unet_cond", 8, 4 * K, 8, cfg=True, amp=amp)]
+
+
+def ch06(**changes) -> list[Item]:
+    v = _v(6, ldm_recipe(COLAB), changes)
+    K, amp, n = v["sampling_steps"], v["amp"], v["fid_samples"]
+    m = v["samples_per_colour"]
+    return [train("chapter 2's VAE (loaded)", "vae", 15_000, 128, counted=False),
+            sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
+            train("text-to-image latent U-Net", "ldm", v["steps"], v["batch"]),
+            sample("5 colours, guided (doubled batch)", "ldm", m, 5 * K, m, cfg=True, amp=amp),
+            sample("empty caption", "ldm", m, K, m, amp=amp),
+            sample("SDEdit (6 strengths) and inpainting", "ldm", 4, 7 * K, 4, cfg=True, amp=amp),
+            train("training cost: pixel U-Net, 12 steps", "unet", 12, v["batch"]),
+            train("training cost: latent U-Net, 12 steps", "ldm", 12, v["batch"]),
+            fixed(f"equal-budget training, 2 x {v['budget_seconds']} s", 2 * v["budget_seconds"]),
+            sample(f"FID: {n:,} pixel samples", "unet", n, K, n, amp=amp),
+            sample(f"FID: {n:,} latent samples", "ldm", n, K, n, amp=amp),
+            sample("decode the latents", "vae_decode", 6 * m + n, 1, 500, amp=amp),
+            fid("FID: Inception, reference + 2 x samples", v["fid_reference"] + 2 * n)]
+
+
+def ch07(**changes) -> list[Item]:
+    v = _v(7, {**dit_recipe(COLAB, "S/4"), "lora_steps": lora_recipe(COLAB)["steps"],
+               "lora_batch": lora_recipe(COLAB)["batch"]}, changes)
+    K, amp, n = v["sampling_steps"], v["amp"], v["fid_samples"]
+    return [train("DiT-S/4", "dit_s4", v["steps"], v["batch"]),
+            sample(f"FID: {n:,} guided samples (doubled batch)", "dit_s4", n, K, n, cfg=True, amp=amp),
+            fid("FID: Inception, reference + samples", v["fid_reference"] + n),
+            train("training cost: DiT, 12 steps", "dit_s4", 12, v["batch"]),
+            train("training cost: U-Net, 12 steps", "unet_cond", 12, v["batch"]),
+            train("LoRA fine-tune", "dit_s4", v["lora_steps"], v["lora_batch"]),
+            train("chapter 5's classifier (loaded)", "classifier", 2_500, 512, counted=False),
+            sample("before/after LoRA samples", "dit_s4", v["lora_samples"], 2 * K, v["lora_samples"], amp=amp)]
+
+
+# scipy's exact assignment (linear_sum_assignment) of a 1,024 x 1,024 dense cost matrix on Colab's CPU, per
+# OT-CFM training step: 0.3-0.45 s in issue 21's audit; 0.35 s assumed (host work, no GPU rate applies), and
+# scaled as batch^3 for other batches (0.35 s / 64 = 5.5 ms at 256: the recipe measured ~6 ms at smoke's 256).
+OT_ASSIGNMENT_S = 0.35
+
+
+def ch08(**changes) -> list[Item]:
+    toy, toy_reflow, cifar, cifar_reflow = (fm_recipe(COLAB, "swiss_roll"), reflow_recipe(COLAB, "swiss_roll"),
+                                            fm_recipe(COLAB), reflow_recipe(COLAB))
+    v = _v(8, {"toy_steps": toy["steps"], "toy_batch": toy["batch"], "ot_steps": toy["steps"],
+               "ot_batch": toy["batch"],
+               "toy_pairs": toy_reflow["pairs"], "toy_reflow_steps": toy_reflow["steps"],
+               "steps": cifar["steps"], "batch": cifar["batch"], "pairs": cifar_reflow["pairs"],
+               "pair_steps": cifar_reflow["sample_steps"], "reflow_steps": cifar_reflow["steps"]}, changes)
+    pts, amp, n = v["eval_points"], v["amp"], v["fid_samples"]
+    # per swiss-roll flow: Euler 20 and 100 (trajectories), the solver table (Euler k, midpoint 2k, Heun 2k - 1
+    # for k in 1, 2, 5, 20: 108) and dopri5 at rtol 1e-4 (adaptive: ~200 evaluations assumed)
+    toy_nfe = 2 * (20 + 100 + 108 + 200) + (100 + 3 * 7 + 3 + 20)
+    cifar_nfe = 2 * sum(v["cifar_steps"])
+    return [train("swiss roll: rectified flow MLP", "mlp", v["toy_steps"], v["toy_batch"]),
+            train("swiss roll: OT-CFM MLP", "mlp", v["ot_steps"], v["ot_batch"]),
+            cpu(f"OT-CFM: exact assignment {v['ot_batch']} x {v['ot_batch']} (scipy, CPU) per step",
+                v["ot_steps"], OT_ASSIGNMENT_S * (v["ot_batch"] / 1024) ** 3),
+            sample("swiss roll: samplers and solvers", "mlp", pts, toy_nfe, pts, amp=amp),
+            sample("swiss roll: reflow couplings", "mlp", v["toy_pairs"], toy_reflow["sample_steps"], 1000, amp=amp),
+            train("swiss roll: reflow", "mlp", v["toy_reflow_steps"], v["toy_batch"]),
+            train("CIFAR-10 flow U-Net", "unet", v["steps"], v["batch"]),
+            sample("CIFAR-10 reflow couplings", "unet", v["pairs"], v["pair_steps"], 1000, amp=amp),
+            train("CIFAR-10 reflow", "unet", v["reflow_steps"], v["batch"]),
+            sample(f"FID: 2 flows x {v['cifar_steps']} Euler steps", "unet", n, cifar_nfe, n, amp=amp),
+            fid("FID: Inception, reference + 10 x samples", v["fid_reference"] + len(v["cifar_steps"]) * 2 * n)]
+
+
+def ch09(**changes) -> list[Item]:
+    r = lcm_recipe(COLAB)
+    v = _v(9, {"distill_steps": r["steps"], "batch": r["batch"]}, changes)  # P's "steps": the LCM's sampling steps
+    K, amp, n = v["teacher_steps"], v["amp"], v["fid_samples"]
+    # a distillation step: the student's forward and backward (3 passes), the teacher's guided solver step
+    # (one pass of the doubled batch: 2) and the target network's forward (1)
+    return [train("chapter 6's latent U-Net (loaded)", "ldm", 30_000, 128, counted=False),
+            train("chapter 2's VAE (loaded)", "vae", 15_000, 128, counted=False),
+            sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
+            train("LCM distillation", "ldm", v["distill_steps"], v["batch"], passes=6),
+            sample(f"FID: teacher, guided DDIM {K} steps", "ldm", n, K, n, cfg=True, amp=amp),
+            sample(f"FID: LCM at {v['steps']} steps", "ldm", n, sum(v["steps"]), n, amp=amp),
+            sample("decode the latents", "vae_decode", (1 + len(v["steps"])) * n, 1, 500, amp=amp),
+            fid("FID: Inception, reference + samples", v["fid_reference"] + (1 + len(v["steps"])) * n),
+            train("LCM-LoRA distillation", "ldm", v["lora_steps"], v["batch"], passes=6),
+            sample("one-step gaps, 3 x a 50-step reference", "ldm", 16, 3 * K, 16, cfg=True, amp=amp)]
+
+
+PLANS: dict[int, Callable[..., list[Item]]] = {1: ch01, 2: ch02, 3: ch03, 4: ch04, 5: ch05, 6: ch06, 7: ch07,
+                                               8: ch08, 9: ch09}
+
+
+# Recommended resizes of the chapters over the budget: (what to change, plan changes). ``amp``: the samplers
+# (course_lib.samplers) run under torch.autocast(fp16) as training does. ddpm_recipe's colab steps serve
+# chapters 3 and 5 (cfg_recipe is ddpm_recipe plus labels), so both use 10,000.
+RESIZES: dict[int, tuple[str, dict[str, Any]]] = {
+    3: ("ddpm_recipe colab steps 30,000 -> 10,000; P colab compare_steps 8,000 -> 2,000, fid_samples 2,000 -> "
+        "1,000, compare_fid_samples 1,000 -> 250; samplers under autocast",
+        dict(steps=10_000, compare_steps=2_000, fid_samples=1_000, compare_fid_samples=250, amp=True)),
+    5: ("ddpm_recipe colab steps 30,000 -> 10,000 (cfg_recipe follows); samplers under autocast",
+        dict(steps=10_000, amp=True)),
+    7: ("dit_recipe colab steps 30,000 -> 18,000; samplers under autocast", dict(steps=18_000, amp=True)),
+    8: ("OT-CFM on the swiss roll at batch 256 (a colab ot_batch in fm_recipe; the assignment is ~n^3); "
+        "fm_recipe cifar10 colab steps 30,000 -> 10,000; reflow_recipe cifar10 colab pairs 20,000 -> 5,000, "
+        "steps 15,000 -> 5,000; samplers under autocast",
+        dict(ot_batch=256, steps=10_000, pairs=5_000, reflow_steps=5_000, amp=True)),
+}
