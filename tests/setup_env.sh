@@ -19,6 +19,13 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   # torchcfm, the reference of the flow-matching parity tests, without its declared extras (scikit-learn,
   # pandas, torchdyn): the tests import only torchcfm.conditional_flow_matching, which needs POT (test extra).
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -c "$ROOT/tests/constraints.txt" torchcfm
+  # k-diffusion, the reference of the EDM parity tests, and dctorch, which its layers module imports, likewise:
+  # k-diffusion declares wandb, clean-fid, CLIP, kornia, scikit-image, accelerate and jsonmerge, needed only by
+  # modules the tests do not load (tests/unit/test_edm.py loads sampling, external and layers without the
+  # package's __init__); dctorch declares numpy<2 but runs on numpy 2. The rest they import (torchsde, einops)
+  # is in the test extra.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -c "$ROOT/tests/constraints.txt" \
+    k-diffusion dctorch
   echo "$want" > "$stamp"
 else
   echo "setup: reusing $VENV"
