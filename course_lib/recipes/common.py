@@ -15,7 +15,7 @@ from torch import nn
 
 from ..course.artifacts import ArtifactError, ArtifactMissingError, load_artifact, save_artifact
 from ..course.profiles import Profile
-from ..course.registry import resolve_artifact
+from ..course.registry import ArtifactDownloadError, resolve_artifact
 from ..data.cifar import load_cifar10
 from ..training import distributed as dist
 from ..training.loop import TrainConfig
@@ -41,8 +41,11 @@ def load_if_saved(name: str, build, device, then: str, *, profile: str | None = 
     profile or for another model is refused (ArtifactError), never used silently."""
     try:
         model, meta = resolve_artifact(name, build, map_location=device)
-    except ArtifactMissingError as err:
+    except ArtifactDownloadError as err:  # published, but not reachable: the message says where to put it
         print(f"{err}\n{then}")
+        return None
+    except ArtifactMissingError:  # said by name: the page never shows a path of the machine
+        print(f"artifact {name!r} is not in the course cache (artifacts/) and no copy of it is published.\n{then}")
         return None
     check_matches_recipe(name, meta, profile, model_config)
     return model, meta
