@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from .artifacts import (ArtifactError, ArtifactIncompleteError, ArtifactMissingError, artifact_dir, load_artifact,
-                        read_meta, sha256_file)
+                        read_meta, sha256_file, write_json_atomic)
 
 REGISTRY_PATH = Path(__file__).with_name("registry.json")
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "results" / "models"  # in a source checkout
@@ -122,9 +122,7 @@ def _write_meta(name: str, entry: dict[str, Any], directory: Path) -> None:
             "hardware": entry["hardware"], "torch": entry.get("torch"), "produced_by": entry["command"],
             "train_seconds": entry.get("train_seconds"), "metrics": entry.get("metrics", {}),
             "history": entry.get("history", []), "source": entry["url"], "created": _dt.date.today().isoformat()}
-    tmp = directory / f"{name}.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.replace(directory / f"{name}.json")
+    write_json_atomic(directory / f"{name}.json", meta)
 
 
 def _copy_checked(source: Path, dest: Path, entry: dict[str, Any]) -> None:
