@@ -173,6 +173,31 @@ def pred_to_eps(pred: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor |
     return v_to_eps(pred, x_t, alpha_bar) if kind == "v" else pred
 
 
+def clip_x0_hat(x0_hat: torch.Tensor, clip_sample: float | None = None,
+                dynamic_threshold: tuple[float, float] | None = None) -> torch.Tensor:
+    """The predicted x0 clipped as diffusers' schedulers do, when asked; unchanged when both are None.
+
+    ``dynamic_threshold=(ratio, max_value)``: Imagen's dynamic thresholding (Saharia et al. 2022, Sec. 2.3),
+    per example s = the ``ratio`` quantile of |x0_hat| clamped to [1, max_value], then x0_hat clamped to
+    [-s, s] and divided by s (diffusers' ``thresholding=True``; with max_value = 1 it is clipping to [-1, 1]).
+    Otherwise ``clip_sample=c`` clamps to [-c, c] (diffusers' ``clip_sample_range``). x0_hat: (B, ...).
+    """
+    if dynamic_threshold is not None:
+        ratio, max_value = dynamic_threshold
+        if not 0.0 < ratio <= 1.0 or max_value < 1.0:
+            raise ValueError(f"dynamic_threshold must be (ratio in (0, 1], max_value >= 1), e.g. (0.995, 1.5); "
+                             f"got {dynamic_threshold!r}")
+        flat = x0_hat.flatten(1)  # (B, D)
+        upcast = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()  # quantile needs it
+        s = torch.quantile(upcast.abs(), ratio, dim=1).clamp(1.0, max_value)[:, None]  # Imagen Sec. 2.3
+        return (upcast.clamp(-s, s) / s).to(x0_hat.dtype).reshape(x0_hat.shape)
+    if clip_sample is not None:
+        if clip_sample <= 0:
+            raise ValueError(f"clip_sample must be a positive range c (x0_hat clamped to [-c, c]), got {clip_sample}")
+        return x0_hat.clamp(-clip_sample, clip_sample)
+    return x0_hat
+
+
 # ---- losses for each target, and loss weightings ------------------------------------------------
 
 def signal_to_noise(alpha_bar: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ The ODE solvers (DPM-Solver++(2M), Euler, Heun) are in samplers/ode.py.
 Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see process/schedules.py).
 A fast sampler visits N steps t_0 > t_1 > ... > t_{N-1}, noisiest first, as listed by
 ``timesteps``, and ends at "step -1", the data end, where alpha_bar = 1 (diffusers'
-``set_alpha_to_one=True``). The model is called as ``model(x_t, t)`` with t a (B,) long tensor.
+``set_alpha_to_one=True``; ``set_alpha_to_one=False``, Stable Diffusion's setting, ends at alpha_bar_0). The model is called as ``model(x_t, t)`` with t a (B,) long tensor.
 
 Names -> symbols:
     pred       the model's output, a prediction of eps, x0 or v (``prediction_type``)
@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..process.diffusion import (check_prediction_type, check_timesteps, eps_to_x0, pred_to_eps, pred_to_x0,
-                                 x0_to_eps)
+from ..process.diffusion import (check_prediction_type, check_timesteps, clip_x0_hat, eps_to_x0, pred_to_eps,
+                                 pred_to_x0, x0_to_eps)
 from ..process.schedules import NoiseSchedule
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -90,23 +90,27 @@ def _batch(t: int, x: torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)  # (B,)
 
 
-def _alpha_bar(schedule: NoiseSchedule, t: int) -> float:
-    """alpha_bar_t as a float64 Python number; 1 at the data end t < 0 (set_alpha_to_one=True)."""
-    return float(schedule.alpha_bar[t]) if t >= 0 else 1.0
+def _alpha_bar(schedule: NoiseSchedule, t: int, set_alpha_to_one: bool = True) -> float:
+    """alpha_bar_t as a float64 Python number; at the data end t < 0: 1 (``set_alpha_to_one=True``) or
+    alpha_bar_0 (False: diffusers' ``final_alpha_cumprod`` / ``initial_alpha_cumprod``)."""
+    if t >= 0:
+        return float(schedule.alpha_bar[t])
+    return 1.0 if set_alpha_to_one else float(schedule.alpha_bar[0])
 
 
-def ddim_sigma(schedule: NoiseSchedule, t: int, t_prev: int, eta: float) -> float:
+def ddim_sigma(schedule: NoiseSchedule, t: int, t_prev: int, eta: float, set_alpha_to_one: bool = True) -> float:
     """sigma_t(eta) of a DDIM step t -> t_prev (DDIM Eq. 16): eta times the standard deviation of the
     DDPM posterior between the two steps; 0 for eta = 0, and beta_tilde_t ** 0.5 for eta = 1, t_prev = t - 1."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta}")
-    a_bar, a_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev)
+    a_bar, a_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev, set_alpha_to_one)
     return eta * ((1 - a_prev) / (1 - a_bar) * (1 - a_bar / a_prev)) ** 0.5  # DDIM Eq. 16
 
 
 def ddim_step(schedule: NoiseSchedule, pred: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
-              eta: float = 0.0, noise: torch.Tensor | None = None,
-              prediction_type: str = "eps") -> torch.Tensor:
+              eta: float = 0.0, noise: torch.Tensor | None = None, prediction_type: str = "eps",
+              clip_sample: float | None = None, dynamic_threshold: tuple[float, float] | None = None,
+              use_clipped_model_output: bool = False, set_alpha_to_one: bool = True) -> torch.Tensor:
     """One DDIM step x_t -> x_{t_prev} (DDIM Eq. 12), for the whole batch.
 
     Args:
@@ -114,6 +118,10 @@ def ddim_step(schedule: NoiseSchedule, pred: torch.Tensor, t: int, t_prev: int, 
         t, t_prev: the current step and the one to land on, t_prev < t; t_prev < 0 is the data end.
         eta: 0 gives the deterministic DDIM update, 1 the DDPM posterior variance beta_tilde.
         noise: standard Gaussian noise of x_t's shape, needed when eta > 0.
+        clip_sample, dynamic_threshold: clip x0_hat (``process.diffusion.clip_x0_hat``); None: no clipping.
+        use_clipped_model_output: re-derive eps_hat from the clipped x0_hat (GLIDE; diffusers' argument of
+            the same name). False keeps the model's eps, as diffusers does by default.
+        set_alpha_to_one: the data end's alpha_bar is 1 (True) or alpha_bar_0 (False).
     """
     check_prediction_type(prediction_type)
     if not 0.0 <= eta <= 1.0:
@@ -123,10 +131,13 @@ def ddim_step(schedule: NoiseSchedule, pred: torch.Tensor, t: int, t_prev: int, 
     if not isinstance(t, int) or not isinstance(t_prev, int) or t_prev >= t:
         raise ValueError(f"t and t_prev must be ints with t_prev < t, got t={t!r}, t_prev={t_prev!r}")
     check_timesteps(t, x_t.shape[0], schedule.num_steps)
-    a_bar, a_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev)
+    a_bar, a_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev, set_alpha_to_one)
     x0_hat = pred_to_x0(pred, x_t, a_bar, prediction_type)
     eps_hat = pred_to_eps(pred, x_t, a_bar, prediction_type)
-    sigma = ddim_sigma(schedule, t, t_prev, eta)  # DDIM Eq. 16
+    x0_hat = clip_x0_hat(x0_hat, clip_sample, dynamic_threshold)
+    if use_clipped_model_output:
+        eps_hat = x0_to_eps(x0_hat, x_t, a_bar)  # GLIDE: eps consistent with the clipped x0_hat
+    sigma = ddim_sigma(schedule, t, t_prev, eta, set_alpha_to_one)  # DDIM Eq. 16
     x_prev = a_prev ** 0.5 * x0_hat + (1 - a_prev - sigma ** 2) ** 0.5 * eps_hat  # DDIM Eq. 12
     if eta > 0:
         x_prev = x_prev + sigma * noise  # DDIM Eq. 12, the random noise term
@@ -136,7 +147,9 @@ def ddim_step(schedule: NoiseSchedule, pred: torch.Tensor, t: int, t_prev: int, 
 @torch.no_grad()
 def ddim_sample(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor, timesteps: Sequence[int],
                 eta: float = 0.0, prediction_type: str = "eps", generator: torch.Generator | None = None,
-                keep_trajectory: bool = False):
+                keep_trajectory: bool = False, clip_sample: float | None = None,
+                dynamic_threshold: tuple[float, float] | None = None, use_clipped_model_output: bool = False,
+                set_alpha_to_one: bool = True):
     """DDIM sampling (Song et al. 2021) from x_T down to x0 over the given steps.
 
     The step after t is t - T // N, as in diffusers' DDIMScheduler, whatever the spacing: that is
@@ -149,6 +162,9 @@ def ddim_sample(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor, timest
         timesteps: the N steps to visit, noisiest first, e.g. ``timesteps(1000, 50, "trailing")``.
         eta: 0 deterministic; > 0 draws one torch.randn of x's shape per step from ``generator``.
         keep_trajectory: also return the states (N + 1, B, ...), x_T first.
+        clip_sample, dynamic_threshold, use_clipped_model_output, set_alpha_to_one: as in ``ddim_step``
+            (diffusers' DDIMScheduler options of the same names; ``dynamic_threshold`` is its
+            ``thresholding`` with (dynamic_thresholding_ratio, sample_max_value)).
     """
     steps = _as_steps(timesteps, schedule.num_steps)
     stride = schedule.num_steps // len(steps)
@@ -156,14 +172,16 @@ def ddim_sample(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor, timest
     for t in steps:
         pred = model(x, _batch(t, x)).to(x.dtype)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if eta > 0 else None
-        x = ddim_step(schedule, pred, t, t - stride, x, eta=eta, noise=noise, prediction_type=prediction_type)
+        x = ddim_step(schedule, pred, t, t - stride, x, eta=eta, noise=noise, prediction_type=prediction_type,
+                      clip_sample=clip_sample, dynamic_threshold=dynamic_threshold,
+                      use_clipped_model_output=use_clipped_model_output, set_alpha_to_one=set_alpha_to_one)
         kept.append(x)
     return (x, torch.stack(kept)) if keep_trajectory else x
 
 
 @torch.no_grad()
 def ddim_invert(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timesteps: Sequence[int],
-                prediction_type: str = "eps", keep_trajectory: bool = False):
+                prediction_type: str = "eps", keep_trajectory: bool = False, set_alpha_to_one: bool = True):
     """DDIM inversion: run the deterministic DDIM update forwards, from data x0 to noise x_T.
 
     ``timesteps`` are given in sampling order (noisiest first, as for ``ddim_sample``) and visited
@@ -176,13 +194,14 @@ def ddim_invert(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timeste
     eps at the model's own step t (alpha_bar_t < 1), where the model's targets are one another's
     conversions: reading it at x's level would divide by sqrt(1 - alpha_bar) = 0 at the data end
     (diffusers' DDIMInverseScheduler does). So an x0 model inverts exactly like the eps model it is built from.
+    ``set_alpha_to_one=False`` starts from alpha_bar_0 instead of 1 (diffusers' ``initial_alpha_cumprod``).
     """
     check_prediction_type(prediction_type)
     steps = _as_steps(timesteps, schedule.num_steps)
     stride = schedule.num_steps // len(steps)
     x, kept = x0, [x0]
     for t in reversed(steps):
-        a_from, a_to = _alpha_bar(schedule, t - stride), _alpha_bar(schedule, t)
+        a_from, a_to = _alpha_bar(schedule, t - stride, set_alpha_to_one), _alpha_bar(schedule, t)
         pred = model(x, _batch(t, x)).to(x.dtype)
         if prediction_type == "x0":  # eps at the model's step t (a_to < 1), then x0_hat at x's level
             eps_hat = x0_to_eps(pred, x, a_to)

@@ -17,23 +17,26 @@ from typing import Callable
 
 import torch
 
-from ..process.diffusion import check_timesteps, eps_to_score, gather, q_posterior
+from ..process.diffusion import check_prediction_type, check_timesteps, eps_to_score, gather, pred_to_x0, q_posterior
 from ..process.schedules import NoiseSchedule
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Tensor,
-              noise: torch.Tensor, variance: str = "small", clip_x0: float | None = None) -> torch.Tensor:
+              noise: torch.Tensor, variance: str = "small", clip_x0: float | None = None,
+              prediction_type: str = "eps") -> torch.Tensor:
     """One ancestral step x_t -> x_{t-1} of DDPM (Algorithm 2), for the whole batch at step t.
 
     Args:
-        eps: the model's noise prediction, same shape as x_t.
+        eps: the model's output, same shape as x_t: a noise prediction, or an x0 / v prediction when
+            ``prediction_type`` says so ("x0", "v"; diffusers' "sample", "v_prediction").
         t: the current integer step, 0 <= t < T.
         noise: standard Gaussian noise of x_t's shape (ignored at t = 0, where no noise is added).
         variance: "small" uses the posterior variance beta_tilde_t, "large" uses beta_t (DDPM Sec. 3.2).
         clip_x0: if given, clamp the predicted x0 to [-clip_x0, clip_x0] (images live in [-1, 1]).
     """
+    check_prediction_type(prediction_type)
     if variance not in ("small", "large"):
         raise ValueError(f"variance must be 'small' (beta_tilde_t) or 'large' (beta_t), got {variance!r}")
     if eps.shape != x_t.shape or noise.shape != x_t.shape:
@@ -43,7 +46,7 @@ def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Ten
         raise TypeError(f"t must be a Python int (one step for the whole batch), got {type(t).__name__}")
     check_timesteps(t, x_t.shape[0], schedule.num_steps)
     a_bar = gather(schedule.alpha_bar, t, x_t)
-    x0_hat = (x_t - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()  # DDPM Eq. 15
+    x0_hat = pred_to_x0(eps, x_t, a_bar, prediction_type)  # DDPM Eq. 15 for an eps prediction
     if clip_x0 is not None:
         x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
     mean, posterior_var = q_posterior(schedule, x0_hat, x_t, t)  # DDPM Eqs. 6-7 with x0 -> x0_hat
@@ -58,17 +61,19 @@ def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Ten
 @torch.no_grad()
 def ddpm_sample(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor,
                 generator: torch.Generator | None = None, variance: str = "small",
-                clip_x0: float | None = None, keep_every: int | None = None):
+                clip_x0: float | None = None, keep_every: int | None = None, prediction_type: str = "eps"):
     """DDPM ancestral sampling (Algorithm 2) from x_T ~ N(0, I) down to x0.
 
     Args:
-        model: ``model(x_t, t)`` with t a (B,) long tensor of steps, returns eps of x_t's shape.
+        model: ``model(x_t, t)`` with t a (B,) long tensor of steps, returns eps of x_t's shape (or x0 / v,
+            as ``prediction_type`` says: "eps", "x0" or "v").
         x_T: the starting noise, (B, ...); its device and dtype are used throughout.
         generator: for the per-step noise (on x_T's device); same generator state, same samples.
         keep_every: None (the default) returns x0 alone; an int k >= 1 also returns x_T and the states
             after every step t with t % k == 0 (t = 0, the last, included), stacked as (K, B, ...),
             for plots and animations.
     """
+    check_prediction_type(prediction_type)
     if keep_every is not None and (isinstance(keep_every, bool) or not isinstance(keep_every, int) or keep_every < 1):
         raise ValueError(f"keep_every must be None (return x0 alone) or an int >= 1 (also return the states "
                          f"every keep_every steps), got {keep_every!r}")
@@ -78,7 +83,8 @@ def ddpm_sample(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor,
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps = model(x, t_batch)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = ddpm_step(schedule, eps.to(x.dtype), t, x, noise, variance=variance, clip_x0=clip_x0)
+        x = ddpm_step(schedule, eps.to(x.dtype), t, x, noise, variance=variance, clip_x0=clip_x0,
+                      prediction_type=prediction_type)
         if keep_every is not None and t % keep_every == 0:
             kept.append(x)
     return (x, torch.stack(kept)) if keep_every is not None else x

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..process.diffusion import add_noise
+from ..process.diffusion import add_noise, check_prediction_type
 from .ddim import _as_steps, _batch, ddim_step
 from ..process.schedules import NoiseSchedule
 
@@ -41,7 +41,8 @@ def img2img_timesteps(timesteps: Sequence[int] | torch.Tensor, strength: float) 
 
 @torch.no_grad()
 def sdedit(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timesteps: Sequence[int], strength: float,
-           noise: torch.Tensor, eta: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+           noise: torch.Tensor, eta: float = 0.0, generator: torch.Generator | None = None,
+           prediction_type: str = "eps") -> torch.Tensor:
     """SDEdit (Meng et al. 2022, Alg. 1 with DDIM steps): noise x0 to the first step that ``strength``
     selects (``img2img_timesteps``), then denoise through the remaining steps.
 
@@ -51,7 +52,9 @@ def sdedit(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timesteps: S
         strength: 0 returns x0, 1 ignores it (sampling from pure noise at the first step).
         noise: standard Gaussian noise of x0's shape, added once at the start.
         eta: DDIM's noise scale; > 0 draws one torch.randn per step from ``generator``.
+        prediction_type: what the model predicts, "eps", "x0" or "v".
     """
+    check_prediction_type(prediction_type)
     steps = img2img_timesteps(timesteps, strength)
     if steps.numel() == 0:
         return x0
@@ -60,13 +63,14 @@ def sdedit(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, timesteps: S
     for t in _as_steps(steps, schedule.num_steps):
         pred = model(x, _batch(t, x)).to(x.dtype)
         z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if eta > 0 else None
-        x = ddim_step(schedule, pred, t, t - stride, x, eta=eta, noise=z)  # DDIM Eq. 12
+        x = ddim_step(schedule, pred, t, t - stride, x, eta=eta, noise=z, prediction_type=prediction_type)  # DDIM Eq. 12
     return x
 
 
 @torch.no_grad()
 def inpaint(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, known: torch.Tensor, x_T: torch.Tensor,
-            timesteps: Sequence[int], eta: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+            timesteps: Sequence[int], eta: float = 0.0, generator: torch.Generator | None = None,
+            prediction_type: str = "eps") -> torch.Tensor:
     """Inpainting by blending (RePaint Alg. 1 without resampling, U = 1): after each DDIM step to t_prev,
     the known region is replaced by x0 noised to t_prev with fresh noise, so at the data end it is x0 exactly.
 
@@ -80,7 +84,9 @@ def inpaint(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, known: torc
         timesteps: the N steps to visit, noisiest first.
         eta: DDIM's noise scale. The draws from ``generator``: per step, the known region's noise, then
             (eta > 0) the DDIM noise.
+        prediction_type: what the model predicts, "eps", "x0" or "v".
     """
+    check_prediction_type(prediction_type)
     if x_T.shape != x0.shape:
         raise ValueError(f"x_T must have x0's shape {tuple(x0.shape)}, got {tuple(x_T.shape)}")
     try:
@@ -94,7 +100,8 @@ def inpaint(model: Model, schedule: NoiseSchedule, x0: torch.Tensor, known: torc
         pred = model(x, _batch(t, x)).to(x.dtype)
         z_known = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if eta > 0 else None
-        x = ddim_step(schedule, pred, t, t - stride, x, eta=eta, noise=z)  # RePaint Eq. 9 as a DDIM step (DDIM Eq. 12)
+        x = ddim_step(schedule, pred, t, t - stride, x, eta=eta, noise=z,  # RePaint Eq. 9 as a DDIM step (Eq. 12)
+                      prediction_type=prediction_type)
         x_known = add_noise(schedule, x0, t - stride, z_known) if t - stride >= 0 else x0  # RePaint Eq. 8
         x = m * x_known + (1 - m) * x  # RePaint Eq. 10: known region from x0, the rest from the model
     return x
