@@ -31,6 +31,7 @@ RESULTS_MIME = "application/vnd.course-results+json"
 SCHEMA = 1
 METRIC_FIELDS = {  # field -> what it means (shown in the table, stored in results.json)
     "value": "the number (required)",
+    "std": "the value's bootstrap standard deviation over the samples (a sweep point's spread)",
     "unit": "e.g. 'dB', 'bits/dim'; empty for unitless scores such as FID",
     "description": "what was measured, in a few words",
     "samples": "how many generated samples (or test images) the number is computed from",
@@ -118,8 +119,11 @@ def normalize_metric(name: str, metric: Any) -> dict[str, Any]:
     if isinstance(spec["value"], FIDResult):  # its own sample count, reference and protocol
         r = spec["value"]
         ref = r.reference if r.reference_count is None else f"{r.reference}, {r.reference_count:,} images"
-        spec = {"samples": r.num_samples, "reference": ref, "protocol": r.protocol} | spec | {"value": r.value}
+        spec = ({"samples": r.num_samples, "reference": ref, "protocol": r.protocol, "std": r.std} | spec
+                | {"value": r.value})
     spec["value"] = _number(name, spec["value"])
+    if spec.get("std") is not None:
+        spec["std"] = _number(f"{name} std", spec["std"])
     for key in ("samples", "sampling_steps"):
         if spec.get(key) is not None:
             if isinstance(spec[key], bool) or not isinstance(spec[key], numbers.Integral):
@@ -142,7 +146,8 @@ def _rows(metrics: dict[str, dict]) -> list[list[str]]:
     rows = [["metric", "value", "samples", "steps", "reference / notes"] + (["paper (not ours)"] if papers else [])]
     for name, m in metrics.items():
         extra = "; ".join(str(m[k]) for k in ("description", "reference", "protocol") if k in m)
-        row = [name, f"{format_value(m['value'])} {m.get('unit', '')}".strip(),
+        spread = f" ± {format_value(m['std'])}" if "std" in m else ""
+        row = [name, f"{format_value(m['value'])}{spread} {m.get('unit', '')}".strip(),
                f"{m['samples']:,}" if "samples" in m else "",
                f"{m['sampling_steps']:,}" if "sampling_steps" in m else "", extra]
         if papers:

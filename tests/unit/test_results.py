@@ -258,3 +258,15 @@ def test_execute_stores_wall_time_peak_memory_and_the_report(tmp_path, monkeypat
     entry = chapter_results(out, tmp_path)
     assert entry["metrics"] == {"score": {"value": 0.25, "samples": 10, "sampling_steps": 3}}
     assert entry["peak_memory"] == meta["peak_memory"]
+
+
+def test_a_bootstrap_std_is_kept_and_shown_beside_the_value():
+    from course_lib.evaluation.fid import FIDResult
+    record = make_record({"sweep": FIDResult(41.234, 500, "cifar10 test", 10_000, std=1.25),
+                          "given": {"value": 3.0, "std": 0.5}, "plain": _fid()})
+    assert record["metrics"]["sweep"]["std"] == 1.25 and record["metrics"]["given"]["std"] == 0.5
+    assert "std" not in record["metrics"]["plain"]  # no bootstrap, no std
+    text = results.render_text(record)
+    assert "41.23 ± 1.25" in text and "3 ± 0.5" in text
+    with pytest.raises(ValueError, match="finite"):
+        make_record({"fid": {"value": 1.0, "std": float("inf")}})
