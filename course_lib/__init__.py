@@ -22,8 +22,8 @@ continuous time s = (t + 1) / T in (0, 1], s -> 0 data, s = 1 noise. See the not
 
 __version__ = "0.1.0"
 
-from .course.device import autocast_dtype, default_device, describe_hardware, seed_everything
+from .course.device import autocast_dtype, default_device, describe_hardware, sampling_autocast, seed_everything
 from .course.profiles import PROFILES, Profile, get_profile, show_setup
 
 __all__ = ["PROFILES", "Profile", "get_profile", "show_setup", "default_device", "describe_hardware",
-           "autocast_dtype", "seed_everything", "__version__"]
+           "autocast_dtype", "sampling_autocast", "seed_everything", "__version__"]

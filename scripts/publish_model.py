@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         model, meta = load_artifact(name, build)
         save_artifact(name, model, meta["config"], profile=meta["profile"], produced_by=meta["produced_by"],
                       seconds=meta.get("train_seconds"), metrics=meta.get("metrics"), history=meta.get("history"),
-                      directory=staging, half=True)
+                      directory=staging, half=True, keep_previous=False)
         model_half, _ = load_artifact(name, build, directory=staging)
         diff = sampling_difference(model, model_half, meta["config"]["recipe"])
         print(f"float16 storage: DDIM-20 samples differ by at most {diff:.2e} (tolerance {args.tolerance:.2e})")

@@ -32,6 +32,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab: install this course release
     URL = "git+https://github.com/diffusion-from-scratch/course@main"
     # %pip install -q "course-lib[colab] @ {URL}"
+    # keep checkpoints and data across sessions on your Google Drive:
+    # from google.colab import drive
+    # drive.mount("/content/drive")
+    # os.environ["COURSE_CACHE"] = "/content/drive/MyDrive/course_lib"
     import torch
 
     GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
@@ -50,7 +54,7 @@ import torch
 import course_lib
 from course_lib.course.artifacts import save_artifact
 from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_float, to_uint8
-from course_lib.course.paths import cache_dir
+from course_lib.course.paths import cache_dir, set_aside
 from course_lib.process.diffusion import (EpsilonLoss, PredictionLoss,
                                           add_noise, eps_to_x0, gather,
                                           pred_to_eps, pred_to_x0,
@@ -78,10 +82,10 @@ P = profile.choose(
                 fid_samples=2_000, fid_reference=10_000, sample_batch=250,
                 compare_steps=2_000, compare_fid_samples=500,
                 eval_images=1_000),
-    colab=dict(snapshots=(1_000, 5_000, 15_000), snapshot_images=16,
-               fid_samples=2_000, fid_reference=10_000,
-               sample_batch=500, compare_steps=8_000,
-               compare_fid_samples=1_000, eval_images=1_000),
+    colab=dict(snapshots=(500, 2_000, 5_000), snapshot_images=16,
+               fid_samples=1_000, fid_reference=10_000,
+               sample_batch=500, compare_steps=2_000,
+               compare_fid_samples=250, eval_images=1_000),
     full=dict(snapshots=(2_000, 10_000, 40_000), snapshot_images=16,
               fid_samples=10_000, fid_reference=10_000,
               sample_batch=1_000, compare_steps=40_000,
@@ -368,7 +372,8 @@ print(probe(x0_batch, torch.zeros(8, dtype=torch.long, device=device)).shape,
 # and uses bf16 autocast on GPUs that support it (fp16 with loss scaling on older ones, float32
 # on the CPU). `course_lib.recipes.ch03_ddpm.train_ddpm` is the same loop with the recipe's settings; we run
 # it in stretches, resuming from a checkpoint, and sample the EMA model after each stretch from
-# the same starting noise.
+# the same starting noise. On a GPU the samplers run the network under the same autocast
+# (`course_lib.sampling_autocast`; their own arithmetic stays float32); on a CPU nothing changes.
 #
 # The sampler is DDPM's Algorithm 2: start from $x_T \sim \mathcal{N}(0, I)$ and apply the learned
 # reverse step $T$ times, $x_{t-1} = \mu_\theta(x_t, t) + \sigma_t z$ with $z \sim \mathcal{N}(0, I)$
@@ -412,8 +417,9 @@ print("inline Algorithm 2 == course_lib.samplers.ddpm.ddpm_sample")
 
 # %%
 checkpoint = cache_dir() / "checkpoints" / f"ch03_ddpm-{profile.name}.pt"
-# start from scratch: a checkpoint left by an earlier run must not be resumed
-checkpoint.unlink(missing_ok=True)
+# start from scratch; a checkpoint an earlier run left is kept, renamed
+# with the time it was moved aside (never deleted)
+set_aside(checkpoint, what="the earlier run's checkpoint")
 x_T_show = torch.randn(P["snapshot_images"], 3, 32, 32,
                        generator=torch.Generator().manual_seed(7)).to(device)
 snapshots, t0 = [], time.perf_counter()
@@ -423,9 +429,12 @@ for k, until in enumerate([*P["snapshots"], recipe["steps"]]):
                         checkpoint_path=checkpoint, seed=k)
     if until < recipe["steps"]:
         # the last stretch's samples come from the FID batch below, same
-        # starting noise
-        snapshots.append((until, sample(
-            result.ema, x_T_show, torch.Generator(device).manual_seed(0))))
+        # starting noise; the network in fp16/bf16 on a GPU (autocast),
+        # float32 on a CPU
+        with course_lib.sampling_autocast(device):
+            x_snap = sample(result.ema, x_T_show,
+                            torch.Generator(device).manual_seed(0))
+        snapshots.append((until, x_snap))
 train_seconds = time.perf_counter() - t0
 ema = result.ema.eval()
 print(f"{recipe['steps']:,} steps in {train_seconds:.0f} s including "
@@ -458,17 +467,18 @@ for i in range(0, n_fid, batch):
     noise_i = torch.randn(
         min(batch, n_fid - i), 3, 32, 32,
         generator=torch.Generator().manual_seed(1000 + i)).to(device)
-    if i == 0:
-        # the snapshots' starting noise first; keep every 50th state of
-        # this batch for an animation
-        noise_i[: P["snapshot_images"]] = x_T_show
-        x, trajectory = ddpm_sample(ema, schedule, noise_i, generator=gen,
-                                    variance="large", clip_x0=1.0,
-                                    keep_every=50)
-        trajectory = trajectory[:, :4].cpu()
-    else:
-        x = ddpm_sample(ema, schedule, noise_i, generator=gen,
-                        variance="large", clip_x0=1.0)
+    with course_lib.sampling_autocast(device):  # a no-op on a CPU
+        if i == 0:
+            # the snapshots' starting noise first; keep every 50th state
+            # of this batch for an animation
+            noise_i[: P["snapshot_images"]] = x_T_show
+            x, trajectory = ddpm_sample(ema, schedule, noise_i,
+                                        generator=gen, variance="large",
+                                        clip_x0=1.0, keep_every=50)
+            trajectory = trajectory[:, :4].cpu()
+        else:
+            x = ddpm_sample(ema, schedule, noise_i, generator=gen,
+                            variance="large", clip_x0=1.0)
     fid_samples.append(x.clamp(-1, 1))
 fid_samples = torch.cat(fid_samples)
 sample_seconds = time.perf_counter() - t0
@@ -589,11 +599,12 @@ for label, (sched_name, target) in variants.items():
     noise_c = torch.randn(
         P["compare_fid_samples"], 3, 32, 32,
         generator=torch.Generator().manual_seed(11)).to(device)
-    samples = torch.cat([
-        ddpm_sample(as_eps, s, chunk,
-                    generator=torch.Generator(device).manual_seed(3),
-                    variance="large", clip_x0=1.0).clamp(-1, 1)
-        for chunk in noise_c.split(batch)])
+    with course_lib.sampling_autocast(device):
+        samples = torch.cat([
+            ddpm_sample(as_eps, s, chunk,
+                        generator=torch.Generator(device).manual_seed(3),
+                        variance="large", clip_x0=1.0).clamp(-1, 1)
+            for chunk in noise_c.split(batch)])
     result_fid = fid(to_uint8(samples), ref.mu, ref.sigma,
                      f"{test_data.source_id} test", ref_count=ref.num_images)
     comparison[label] = dict(errors=errors, fid=result_fid,

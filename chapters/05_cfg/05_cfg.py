@@ -31,6 +31,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab: install this course release
     URL = "git+https://github.com/diffusion-from-scratch/course@main"
     # %pip install -q "course-lib[colab] @ {URL}"
+    # keep checkpoints and data across sessions on your Google Drive:
+    # from google.colab import drive
+    # drive.mount("/content/drive")
+    # os.environ["COURSE_CACHE"] = "/content/drive/MyDrive/course_lib"
     import torch
 
     GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
@@ -186,8 +190,10 @@ for cls in (1, 7):  # automobile, horse
     for s in P["guidance_scales"]:
         guided = classifier_guided_model(unet3.eval(), noisy_clf.eval(), cls,
                                          s, schedule.alpha_bar)
-        rows.append(ddim_sample(guided, schedule, x_T,
-                                steps).clamp(-1, 1).cpu())
+        # fp16/bf16 on a GPU (autocast), float32 on a CPU
+        with course_lib.sampling_autocast(device):
+            rows.append(ddim_sample(guided, schedule, x_T,
+                                    steps).clamp(-1, 1).cpu())
         labels.append(f"{CIFAR10_CLASSES[cls]}, s = {s:g}")
 image_grid(torch.cat(rows), nrow=8, figsize=(8, 1.1 * len(rows)),
            title="classifier guidance, rows: " + "; ".join(labels))
@@ -294,10 +300,11 @@ noise = torch.randn(n_per_w, 3, 32, 32,
 sweep, frames = {}, []
 for w in P["weights"]:
     t0 = time.perf_counter()
-    x = torch.cat([ddim_sample(cfg_model(model, y_b, w), schedule, n_b,
-                               steps).clamp(-1, 1)
-                   for n_b, y_b in zip(noise.split(P["sample_batch"]),
-                                       y_sweep.split(P["sample_batch"]))])
+    with course_lib.sampling_autocast(device):
+        x = torch.cat([ddim_sample(cfg_model(model, y_b, w), schedule, n_b,
+                                   steps).clamp(-1, 1)
+                       for n_b, y_b in zip(noise.split(P["sample_batch"]),
+                                           y_sweep.split(P["sample_batch"]))])
     seconds = time.perf_counter() - t0
     sweep[w] = dict(fid=fid(to_uint8(x), ref.mu, ref.sigma,
                             f"{test_data.source_id} test",
@@ -363,8 +370,10 @@ variants = {"w = 4": dict(), "w = 4, away from truck": dict(y_neg=9),
             "w = 4, rescale phi = 0.7": dict(phi=0.7)}
 x_T = torch.randn(8, 3, 32, 32,
                   generator=torch.Generator().manual_seed(6)).to(device)
-rows = [ddim_sample(cfg_model(model, 1, 4.0, **kw), schedule, x_T,
-                    steps).clamp(-1, 1).cpu() for kw in variants.values()]
+with course_lib.sampling_autocast(device):
+    rows = [ddim_sample(cfg_model(model, 1, 4.0, **kw), schedule, x_T,
+                        steps).clamp(-1, 1).cpu()
+            for kw in variants.values()]
 image_grid(torch.cat(rows), nrow=8, figsize=(8, 4.4),
            title="class automobile; rows: " + "; ".join(variants))
 show_jpeg()

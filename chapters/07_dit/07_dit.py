@@ -37,6 +37,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab: install this course release
     URL = "git+https://github.com/diffusion-from-scratch/course@main"
     # %pip install -q "course-lib[colab] @ {URL}"
+    # keep checkpoints and data across sessions on your Google Drive:
+    # from google.colab import drive
+    # drive.mount("/content/drive")
+    # os.environ["COURSE_CACHE"] = "/content/drive/MyDrive/course_lib"
     import torch
 
     GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
@@ -229,7 +233,8 @@ print("two of my branches equal course_lib's DiTBlock; "
       all(torch.equal(b(h.float(), c.float()), h.float())
           for b in fresh.blocks),
       "and the model outputs",
-      float(fresh(x, torch.zeros(2, dtype=torch.long)).detach().abs().max()))
+      float(fresh(torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))
+            .detach().abs().max()))
 
 # %% [markdown]
 # ## Configurations and their compute
@@ -296,7 +301,9 @@ for size in P["scaling"]:
     models[size], meta = chapter7_dit(profile, device, size=size)
     models[size].eval()
     guided = cfg_model(models[size], y_eval.to(device), P["w"])
-    samples = ddim_sample(guided, schedule, noise, steps)
+    # fp16/bf16 on a GPU (autocast), float32 on a CPU
+    with course_lib.sampling_autocast(device):
+        samples = ddim_sample(guided, schedule, noise, steps)
     scaling[size] = dict(gflops=model_gflops(models[size]),
                          seconds=meta["train_seconds"],
                          steps=meta["config"]["recipe"]["steps"],
@@ -431,7 +438,8 @@ z = torch.randn(P["lora_samples"], 3, 32, 32,
 share = {}
 for name, m in (("before", model), ("after LoRA", tuned)):
     # w = 0: the null class only, unconditional
-    x0 = ddim_sample(cfg_model(m, 0, 0.0), schedule, z, steps)
+    with course_lib.sampling_autocast(device):
+        x0 = ddim_sample(cfg_model(m, 0, 0.0), schedule, z, steps)
     share[name] = evaluate_classifier(
         classifier, x0, torch.full((len(x0),), lora_class, device=device))
     image_grid(x0[:16].cpu(), nrow=16, figsize=(10, 0.9),

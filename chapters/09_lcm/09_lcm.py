@@ -32,6 +32,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab: install this course release
     URL = "git+https://github.com/diffusion-from-scratch/course@main"
     # %pip install -q "course-lib[colab] @ {URL}"
+    # keep checkpoints and data across sessions on your Google Drive:
+    # from google.colab import drive
+    # drive.mount("/content/drive")
+    # os.environ["COURSE_CACHE"] = "/content/drive/MyDrive/course_lib"
     import torch
 
     GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU

@@ -1,5 +1,6 @@
-"""Colab links: the course's release ref, the install cell, and the badges and URLs that open a chapter's
-lecture or student notebook in Colab.
+"""Colab links: the course's release ref, the install cell, the badges and URLs that open a chapter's
+lecture or student notebook in Colab, and how to keep one's progress there (KEEP_PROGRESS, on the
+students page).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ COLAB_CELL = (
     'if "google.colab" in sys.modules:  # on Colab: install this course release\n'
     f'    URL = "git+https://{REPOSITORY}@{COURSE_REF}"\n'
     '    %pip install -q "course-lib[colab] @ {URL}"\n'
+    '    # keep checkpoints and data across sessions on your Google Drive:\n'
+    '    # from google.colab import drive\n'
+    '    # drive.mount("/content/drive")\n'
+    '    # os.environ["COURSE_CACHE"] = "/content/drive/MyDrive/course_lib"\n'
     "    import torch\n"
     "\n"
     "    GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU\n"
@@ -33,6 +38,35 @@ COLAB_CELL = (
     '              "slower). For the colab profile pick Runtime > Change "\n'
     '              "runtime type > T4 GPU, then run this cell again.")'
 )
+
+
+# book/students.md's section on keeping progress across Colab sessions (course_lib.book.student writes the
+# page). COURSE_CACHE is the one folder for everything computed once: checkpoints, artifacts, FID statistics,
+# decoded data and torchvision's CIFAR-10 download (course_lib.course.paths, course_lib.data.cifar).
+KEEP_PROGRESS = """## Keeping your progress on Colab
+
+A Colab runtime loses its files when it disconnects or is recycled. Everything the course computes
+once goes to one folder, named by one variable, `COURSE_CACHE` (else `~/.cache/course_lib`):
+the CIFAR-10 download and its decoded copy, FID statistics, trained models (`artifacts/`) and
+training checkpoints (`checkpoints/`). To keep them, mount your Google Drive and point
+`COURSE_CACHE` at a folder there, in a cell you run first in each session:
+
+```python
+from google.colab import drive
+drive.mount("/content/drive")
+%env COURSE_CACHE=/content/drive/MyDrive/course_lib
+```
+
+(The first cell of every chapter carries these lines, commented out: remove the `#`s.) Without a
+Drive folder, a chapter that needs an earlier chapter's model on a fresh runtime loads the
+published `laptop` model when no `colab` one is published, and says so, instead of training the
+earlier chapter's model again.
+
+The course never deletes a checkpoint or a trained model for you. When a chapter starts a
+training afresh where an earlier run left a checkpoint, or saves a model over one with other
+weights, it renames the earlier file with the time (for example
+`checkpoints/ch03_ddpm-colab.20250131-142500.pt`) and prints that name; delete such files
+yourself once you no longer need them."""
 
 
 def _book_config(root: Path) -> dict:

@@ -30,7 +30,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from .colab import colab_admonition, colab_url, student_path
+from .colab import KEEP_PROGRESS, colab_admonition, colab_url, student_path
 
 GENERATOR = "scripts/make_student_notebooks.py"
 
@@ -68,6 +68,8 @@ notebook installs `course_lib` on Colab and does nothing anywhere else.
 | Chapter | Lecture notebook | Student notebook |
 |---|---|---|
 {rows}
+
+{keep_progress}
 
 ## For chapter authors
 
@@ -273,7 +275,7 @@ def students_page(root: Path, lectures: list[Path]) -> str:
         name = f"{{doc}}`{title} </{doc}>`" if doc in toc else title
         rows.append(f"| {name} | [lecture]({colab_url(lecture, root)}) | [student]({colab_url(student_path(lecture), root)}) |")
     snippet = colab_admonition(lectures[0], root) if lectures else ""
-    return _PAGE.format(rows="\n".join(rows), snippet=snippet, generator=GENERATOR)
+    return _PAGE.format(rows="\n".join(rows), snippet=snippet, generator=GENERATOR, keep_progress=KEEP_PROGRESS)
 
 
 def generate(root: Path, lectures: list[Path] | None = None) -> dict[Path, str]:

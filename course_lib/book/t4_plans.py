@@ -4,8 +4,10 @@ Sizes come from the recipes (called at the colab profile) and from each chapter'
 copied here with the chapter's file (a notebook cannot be imported): keep them in step when a chapter
 changes (tests/unit/test_t4_cost.py reads them back from the chapter files). A plan function takes
 keyword ``changes`` that replace those values, e.g. ``ch03(steps=10_000)``: how the recommended resizes
-(``RESIZES``) are estimated. ``amp=True``: the samplers run under fp16 autocast. Models another chapter
-trains are listed as not counted (``counted=False``): the estimate assumes their artifact is loaded.
+(``RESIZES``) are estimated. ``amp``: the chapter's samplers run under ``course_lib.sampling_autocast`` (fp16
+on a T4), true for the chapters in ``SAMPLING_AUTOCAST``; items a chapter keeps in float32 leave ``amp`` out.
+Models another chapter trains are listed as not counted (``counted=False``): the estimate assumes their
+artifact is loaded.
 Work of a few seconds (checks on 8 images, plots, the captions' Python loops) is left out.
 """
 
@@ -68,10 +70,11 @@ MODELS: dict[str, Callable[[int], tuple[Callable, tuple]]] = {
 CHAPTER_P: dict[int, dict[str, Any]] = {
     1: dict(steps=20_000, batch=1024),
     2: dict(sweep_steps=3_000, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
-    3: dict(snapshots=(1_000, 5_000, 15_000), snapshot_images=16, fid_samples=2_000, fid_reference=10_000,
-            sample_batch=500, compare_steps=8_000, compare_fid_samples=1_000, eval_images=1_000),
+    3: dict(snapshots=(500, 2_000, 5_000), snapshot_images=16, fid_samples=1_000, fid_reference=10_000,
+            sample_batch=500, compare_steps=2_000, compare_fid_samples=250, eval_images=1_000),
     4: dict(step_counts=(10, 20, 50, 100), fid_samples=1_000, fid_reference=10_000, sample_batch=500,
-            show_images=8, invert_images=64, invert_steps=(10, 50, 200)),
+            show_images=8, invert_images=64, invert_steps=(10, 50, 200), edm_steps=(5, 10, 18), sweep_steps=10,
+            sweep_samples=1_000, rhos=(1, 3, 7), churns=(0, 1, 2, 4)),
     5: dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50, fid_reference=10_000,
             sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
     6: dict(sampling_steps=50, samples_per_colour=64, budget_seconds=600, fid_samples=2_000, fid_reference=10_000),
@@ -81,9 +84,13 @@ CHAPTER_P: dict[int, dict[str, Any]] = {
 }
 
 
+# The chapters whose samplers run under course_lib.sampling_autocast (their ``with`` blocks: chapters/NN_*/*.py).
+SAMPLING_AUTOCAST = {3, 5, 7, 8}
+
+
 def _v(ch: int, recipe: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """The chapter's P values and its recipe's, with ``changes`` (a name in neither is an error) and ``amp``."""
-    base = {**recipe, **CHAPTER_P[ch], "amp": False}
+    base = {**recipe, **CHAPTER_P[ch], "amp": ch in SAMPLING_AUTOCAST}
     unknown = set(changes) - set(base)
     if unknown:
         raise KeyError(f"chapter {ch}'s plan has no value {sorted(unknown)}; it has {sorted(base)}")
@@ -95,6 +102,8 @@ def ch01(**changes) -> list[Item]:
     s = lambda label, n, nfe: sample(label, "mlp", n, nfe, n, amp=v["amp"])  # noqa: E731
     return [train("MLP, linear schedule", "mlp", v["steps"], v["batch"]),
             train("MLP, cosine schedule", "mlp", v["steps"], v["batch"]),
+            train("MLP, EDM's loss", "mlp", v["steps"], v["batch"]),
+            s("EDM Heun samples, 2,000 x (9 + 19 + 35 + 79) NFE", 2_000, 142),
             s("DDPM samples, 2,000 x 1,000 steps", 2_000, 1_000),
             s("annealed Langevin, 100 levels x 10 steps", 2_000, 1_000),
             s("cosine / clipped samples, 3 x 1,000 steps", 2_000, 3_000),
@@ -122,7 +131,7 @@ def ch03(**changes) -> list[Item]:
             sample(f"FID samples, {v['fid_samples']:,} x {T} steps", "unet", v["fid_samples"], T, b, amp=amp),
             fid("FID: Inception, reference + samples", v["fid_reference"] + v["fid_samples"]),
             train("comparison: 3 more U-Nets", "unet", 3 * v["compare_steps"], v["batch"]),
-            sample("comparison: x0 error, 3 x 6 steps", "unet", v["eval_images"], 18, v["eval_images"], amp=amp),
+            sample("comparison: x0 error, 3 x 6 steps (float32)", "unet", v["eval_images"], 18, v["eval_images"]),
             sample(f"comparison: 3 x {nc:,} samples x {T} steps", "unet", nc, 3 * T, b, amp=amp),
             fid("comparison: Inception, 3 x samples", 3 * nc)]
 
@@ -137,6 +146,12 @@ def ch04(**changes) -> list[Item]:
             sample(f"FID: 5 samplers x {counts} steps ({nfe} NFE per image)", "unet", n, nfe, v["sample_batch"],
                    amp=amp),
             fid("FID: Inception, reference + 20 x samples", v["fid_reference"] + 20 * n),
+            sample(f"EDM: Heun, Euler, DPM-Solver++ x {v['edm_steps']} Karras steps", "unet", n,
+                   sum(2 * k - 1 + 2 * k for k in v["edm_steps"]), v["sample_batch"], amp=amp),
+            fid("EDM: Inception, 3 x samples", 3 * len(v["edm_steps"]) * n),
+            sample("EDM sweeps: rho and churn, Heun", "unet", v["sweep_samples"],
+                   (len(v["rhos"]) + len(v["churns"])) * (2 * v["sweep_steps"] - 1), v["sample_batch"], amp=amp),
+            fid("EDM sweeps: Inception", (len(v["rhos"]) + len(v["churns"])) * v["sweep_samples"]),
             sample("inversion and back", "unet", v["invert_images"], 2 * sum(v["invert_steps"]), 64, amp=amp),
             sample("interpolation, 2 paths", "unet", 8, 2 * max(v["invert_steps"]), 8, amp=amp)]
 
@@ -158,7 +173,7 @@ def ch05(**changes) -> list[Item]:
             sample("sweep: guided weights (doubled batch)", "unet_cond", n, (len(v["weights"]) - single) * K, b,
                    cfg=True, amp=amp),
             fid("FID: Inception, reference + samples", v["fid_reference"] + len(v["weights"]) * n),
-            sample("accuracy of the samples", "classifier", len(v["weights"]) * n, 1, 1000, amp=amp),
+            sample("accuracy of the samples (float32)", "classifier", len(v["weights"]) * n, 1, 1000),
             sample("negative, interval, rescale rows", "unet_cond", 8, 4 * K, 8, cfg=True, amp=amp)]
 
 
@@ -205,11 +220,11 @@ def ch08(**changes) -> list[Item]:
     toy, toy_reflow, cifar, cifar_reflow = (fm_recipe(COLAB, "swiss_roll"), reflow_recipe(COLAB, "swiss_roll"),
                                             fm_recipe(COLAB), reflow_recipe(COLAB))
     v = _v(8, {"toy_steps": toy["steps"], "toy_batch": toy["batch"], "ot_steps": toy["steps"],
-               "ot_batch": toy["batch"],
+               "ot_batch": toy["ot_batch"],
                "toy_pairs": toy_reflow["pairs"], "toy_reflow_steps": toy_reflow["steps"],
                "steps": cifar["steps"], "batch": cifar["batch"], "pairs": cifar_reflow["pairs"],
                "pair_steps": cifar_reflow["sample_steps"], "reflow_steps": cifar_reflow["steps"]}, changes)
-    pts, amp, n = v["eval_points"], v["amp"], v["fid_samples"]
+    pts, amp, n = v["eval_points"], v["amp"], v["fid_samples"]  # the swiss roll's samplers stay float32
     # per swiss-roll flow: Euler 20 and 100 (trajectories), the solver table (Euler k, midpoint 2k, Heun 2k - 1
     # for k in 1, 2, 5, 20: 108) and dopri5 at rtol 1e-4 (adaptive: ~200 evaluations assumed)
     toy_nfe = 2 * (20 + 100 + 108 + 200) + (100 + 3 * 7 + 3 + 20)
@@ -218,8 +233,8 @@ def ch08(**changes) -> list[Item]:
             train("swiss roll: OT-CFM MLP", "mlp", v["ot_steps"], v["ot_batch"]),
             cpu(f"OT-CFM: exact assignment {v['ot_batch']} x {v['ot_batch']} (scipy, CPU) per step",
                 v["ot_steps"], OT_ASSIGNMENT_S * (v["ot_batch"] / 1024) ** 3),
-            sample("swiss roll: samplers and solvers", "mlp", pts, toy_nfe, pts, amp=amp),
-            sample("swiss roll: reflow couplings", "mlp", v["toy_pairs"], toy_reflow["sample_steps"], 1000, amp=amp),
+            sample("swiss roll: samplers and solvers", "mlp", pts, toy_nfe, pts),
+            sample("swiss roll: reflow couplings", "mlp", v["toy_pairs"], toy_reflow["sample_steps"], 1000),
             train("swiss roll: reflow", "mlp", v["toy_reflow_steps"], v["toy_batch"]),
             train("CIFAR-10 flow U-Net", "unet", v["steps"], v["batch"]),
             sample("CIFAR-10 reflow couplings", "unet", v["pairs"], v["pair_steps"], 1000, amp=amp),
@@ -250,18 +265,7 @@ PLANS: dict[int, Callable[..., list[Item]]] = {1: ch01, 2: ch02, 3: ch03, 4: ch0
                                                8: ch08, 9: ch09}
 
 
-# Recommended resizes of the chapters over the budget: (what to change, plan changes). ``amp``: the samplers
-# (course_lib.samplers) run under torch.autocast(fp16) as training does. ddpm_recipe's colab steps serve
-# chapters 3 and 5 (cfg_recipe is ddpm_recipe plus labels), so both use 10,000.
-RESIZES: dict[int, tuple[str, dict[str, Any]]] = {
-    3: ("ddpm_recipe colab steps 30,000 -> 10,000; P colab compare_steps 8,000 -> 2,000, fid_samples 2,000 -> "
-        "1,000, compare_fid_samples 1,000 -> 250; samplers under autocast",
-        dict(steps=10_000, compare_steps=2_000, fid_samples=1_000, compare_fid_samples=250, amp=True)),
-    5: ("ddpm_recipe colab steps 30,000 -> 10,000 (cfg_recipe follows); samplers under autocast",
-        dict(steps=10_000, amp=True)),
-    7: ("dit_recipe colab steps 30,000 -> 18,000; samplers under autocast", dict(steps=18_000, amp=True)),
-    8: ("OT-CFM on the swiss roll at batch 256 (a colab ot_batch in fm_recipe; the assignment is ~n^3); "
-        "fm_recipe cifar10 colab steps 30,000 -> 10,000; reflow_recipe cifar10 colab pairs 20,000 -> 5,000, "
-        "steps 15,000 -> 5,000; samplers under autocast",
-        dict(ot_batch=256, steps=10_000, pairs=5_000, reflow_steps=5_000, amp=True)),
-}
+# Recommended resizes of the chapters over the budget: {chapter: (what to change, plan changes)}, estimated
+# with ``chapter_plan(ch, **changes)`` and applied to the recipes and the chapters' P once agreed (issue 21's
+# resizes of chapters 3, 5, 7 and 8 are applied: every chapter fits). Empty while every chapter fits.
+RESIZES: dict[int, tuple[str, dict[str, Any]]] = {}

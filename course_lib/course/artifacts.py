@@ -4,7 +4,8 @@ An artifact is two files in ``<cache>/artifacts`` (``$COURSE_CACHE``, else ~/.ca
     NAME.pt    {"state_dict": ..., "config": {...}}        (torch.save)
     NAME.json  sha256 of NAME.pt, the config, and what produced it: profile, hardware, torch
                version, the function that trained it, training time, metrics, date
-Loading checks the SHA-256; a mismatch is an error, never a silent use.
+Loading checks the SHA-256; a mismatch is an error, never a silent use. Saving over an artifact with other
+weights keeps the earlier pair under a timestamped name (``paths.set_aside``): nothing is overwritten unasked.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .paths import cache_dir
+from .paths import cache_dir, set_aside
 from .device import describe_hardware
 
 
@@ -51,10 +52,12 @@ def sha256_file(path: Path) -> str:
 def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profile: str, produced_by: str,
                   seconds: float | None = None, metrics: dict[str, float] | None = None,
                   history: list[tuple[int, float]] | None = None, directory: Path | None = None,
-                  half: bool = False) -> Path:
+                  half: bool = False, keep_previous: bool = True) -> Path:
     """Saves ``model``'s weights (on the CPU) and ``config``; returns the path of NAME.pt. With ``half``,
     floating-point weights are stored in float16 (half the size; loading casts them back to the model's
-    dtype), for published files whose sampling is checked unchanged (scripts/publish_model.py)."""
+    dtype), for published files whose sampling is checked unchanged (scripts/publish_model.py). An existing
+    NAME.pt with other weights is moved aside with its NAME.json (``set_aside``: NAME.<time>.pt), unless
+    ``keep_previous`` is False (a scratch copy, such as scripts/publish_model.py's staging folder)."""
     directory = Path(directory or artifact_dir())
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{name}.pt"
@@ -62,6 +65,8 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
              for k, v in model.state_dict().items()}
     buffer = io.BytesIO()  # serialised in memory: the bytes (and SHA-256) do not depend on a file name
     torch.save({"state_dict": state, "config": config}, buffer)
+    if keep_previous and weights.exists() and sha256_file(weights) != hashlib.sha256(buffer.getvalue()).hexdigest():
+        set_aside(weights, directory / f"{name}.json", what=f"the earlier artifact {name}")
     tmp = weights.with_name(f"{weights.name}.{os.getpid()}.tmp")  # one per process: several may save at once
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(weights)

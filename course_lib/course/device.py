@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -81,6 +82,17 @@ def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
         return None
     major, _ = torch.cuda.get_device_capability(device)
     return torch.bfloat16 if major >= 8 else torch.float16
+
+
+def sampling_autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """A context manager for sampling and evaluating on ``device``: ``torch.autocast`` in ``autocast_dtype``'s
+    dtype on a GPU (fp16 on a T4, bf16 from compute capability 8.0 on), nothing at all on CPU and MPS, where
+    everything stays float32. Under it a network's convolutions and matmuls run in the low-precision dtype;
+    the samplers' own arithmetic stays float32 (a float16 prediction times a float32 x_t promotes)."""
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> torch.Generator:

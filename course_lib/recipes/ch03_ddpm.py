@@ -36,7 +36,8 @@ def ddpm_recipe(profile: Profile) -> dict[str, Any]:
         # schedule does not depend on when the run stops; EMA half-life about 1,400 steps
         laptop=dict(unet="laptop", schedule="linear", num_steps=1000, steps=35_000, batch=64, lr=3e-4,
                     warmup=1_000, ema_decay=0.9995, train_images=None),
-        colab=dict(unet="small", schedule="linear", num_steps=1000, steps=30_000, batch=128, lr=2e-4, warmup=1_000,
+        # colab: 10k steps (~26 epochs), so that chapter 3 fits a Colab session (issue 21; t4_minutes.json)
+        colab=dict(unet="small", schedule="linear", num_steps=1000, steps=10_000, batch=128, lr=2e-4, warmup=1_000,
                    ema_decay=0.9995, train_images=None),
         full=dict(unet="ddpm_cifar10", schedule="linear", num_steps=1000, steps=100_000, batch=128, lr=2e-4,
                   warmup=5_000, ema_decay=0.9999, train_images=None),

@@ -54,7 +54,7 @@ def dit_recipe(profile: Profile, size: str = "S/2") -> dict[str, Any]:
                    ema_decay=0.99, train_images=2_000),
         laptop=dict(model=size, steps=20_000, batch=64, lr=1e-4, ema_decay=0.9995,
                     train_images=None),  # provisional: sized in issue 19 (chapter 7)
-        colab=dict(model=size, steps=30_000, batch=128, lr=1e-4, ema_decay=0.9995, train_images=None),
+        colab=dict(model=size, steps=18_000, batch=128, lr=1e-4, ema_decay=0.9995, train_images=None),
         full=dict(model=size, steps=100_000, batch=256, lr=1e-4, ema_decay=0.9999, train_images=None),
     )}
 

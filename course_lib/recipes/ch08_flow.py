@@ -29,6 +29,7 @@ import torch
 
 from ..training import distributed as dist
 from ..course.artifacts import load_artifact, save_artifact
+from ..course.device import sampling_autocast
 from ..data.cifar import image_batches
 from ..data.toy import random_batches
 from ..process.flow_matching import ConditionalFlowMatcher, PairedFlowMatchingLoss
@@ -45,25 +46,27 @@ DATASETS = ("cifar10", "swiss_roll")
 
 def fm_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
     """The chapter 8 flow model per profile. CIFAR-10: chapter 3's U-Net sizes and settings (``ddpm_recipe``);
-    swiss roll: chapter 1's MLP. The loss is the linear path's (rectified flow) unless ``train_fm`` gets another."""
+    swiss roll: chapter 1's MLP, and ``ot_batch``, the batch of its OT-CFM run (the chapter passes it as
+    ``batch``). The loss is the linear path's (rectified flow) unless ``train_fm`` gets another."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if dataset == "swiss_roll":
         return profile.choose(
-            smoke=dict(mlp=dict(hidden=64, num_blocks=3), steps=1_000, batch=256, lr=2e-3, warmup=100,
-                       ema_decay=0.995, train_points=20_000),
-            laptop=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, lr=1e-3, warmup=500,
-                        ema_decay=0.999, train_points=100_000),
-            colab=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, lr=1e-3, warmup=500,
-                       ema_decay=0.999, train_points=100_000),
-            full=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, lr=1e-3, warmup=500,
-                      ema_decay=0.999, train_points=100_000),
+            smoke=dict(mlp=dict(hidden=64, num_blocks=3), steps=1_000, batch=256, ot_batch=256, lr=2e-3,
+                       warmup=100, ema_decay=0.995, train_points=20_000),
+            laptop=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, ot_batch=1024, lr=1e-3,
+                        warmup=500, ema_decay=0.999, train_points=100_000),
+            # colab: OT-CFM's exact assignment (SciPy, on the CPU) costs ~batch^3, ~0.35 s a step at 1,024
+            colab=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, ot_batch=256, lr=1e-3,
+                       warmup=500, ema_decay=0.999, train_points=100_000),
+            full=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, ot_batch=1024, lr=1e-3,
+                      warmup=500, ema_decay=0.999, train_points=100_000),
         )
     return profile.choose(
         smoke=dict(unet="tiny", steps=300, batch=32, lr=1e-3, warmup=30, ema_decay=0.99, train_images=2_000),
         laptop=dict(unet="laptop", steps=35_000, batch=64, lr=3e-4, warmup=1_000, ema_decay=0.9995,
                     train_images=None),  # provisional: sized in issue 20 (chapter 8)
-        colab=dict(unet="small", steps=30_000, batch=128, lr=2e-4, warmup=1_000, ema_decay=0.9995, train_images=None),
+        colab=dict(unet="small", steps=10_000, batch=128, lr=2e-4, warmup=1_000, ema_decay=0.9995, train_images=None),
         full=dict(unet="ddpm_cifar10", steps=100_000, batch=128, lr=2e-4, warmup=5_000, ema_decay=0.9999,
                   train_images=None),
     )
@@ -116,7 +119,7 @@ def reflow_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
     else:
         extra = profile.choose(smoke=dict(pairs=192, sample_steps=8, steps=60, lr=1e-3),
                                laptop=dict(pairs=20_000, sample_steps=50, steps=10_000, lr=1e-4),  # provisional
-                               colab=dict(pairs=20_000, sample_steps=50, steps=15_000, lr=1e-4),
+                               colab=dict(pairs=5_000, sample_steps=50, steps=5_000, lr=1e-4),
                                full=dict(pairs=100_000, sample_steps=100, steps=50_000, lr=1e-4))
     return {**fm_recipe(profile, dataset), **extra}
 
@@ -148,11 +151,14 @@ def train_reflow(recipe: dict[str, Any], x0: torch.Tensor, eps: torch.Tensor, *,
 def make_reflow_pairs(model: torch.nn.Module, recipe: dict[str, Any], shape: tuple[int, ...], device, seed: int = 0,
                       batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """``recipe["pairs"]`` couplings (x0, eps) of ``model``: noise of ``shape`` per sample, sampled by Euler on
-    the uniform grid of ``recipe["sample_steps"]`` steps (``reflow_pairs``)."""
+    the uniform grid of ``recipe["sample_steps"]`` steps (``reflow_pairs``), the network under
+    ``sampling_autocast`` (fp16/bf16 on a GPU, float32 on a CPU; the pairs are float32 either way)."""
     gen = torch.Generator(device).manual_seed(seed)
     noise = torch.randn(recipe["pairs"], *shape, generator=gen, device=device)
     model.eval()
-    return reflow_pairs(model, noise, torch.linspace(1, 0, recipe["sample_steps"] + 1), flow_euler_sample, batch_size)
+    with sampling_autocast(device):
+        return reflow_pairs(model, noise, torch.linspace(1, 0, recipe["sample_steps"] + 1), flow_euler_sample,
+                            batch_size)
 
 
 def chapter8_reflow(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,

@@ -1,6 +1,10 @@
 """What every chapter's recipe module shares: the training loop's settings from a recipe, and
 train-or-load (load the artifact, else train with the chapter's function on CIFAR-10 and save it).
 
+On Colab each notebook is a fresh machine: a later chapter that needs an earlier chapter's model in a
+profile for which none is published (``STAND_IN``: colab) loads the published ``laptop`` one instead of
+training it again, and says so; the chapter that trains the model passes ``retrain=True`` or trains it itself.
+
 Under torchrun (see course_lib.training.distributed) every rank trains; rank 0 alone writes the artifact.
 """
 
@@ -14,11 +18,15 @@ from typing import Any, Callable
 from torch import nn
 
 from ..course.artifacts import ArtifactError, ArtifactMissingError, load_artifact, save_artifact
-from ..course.profiles import Profile
+from ..course.profiles import PROFILES, Profile
 from ..course.registry import ArtifactDownloadError, resolve_artifact
 from ..data.cifar import load_cifar10
 from ..training import distributed as dist
 from ..training.loop import TrainConfig
+
+
+# profile -> the profile whose published model stands in when this profile's own is neither cached nor published
+STAND_IN = {"colab": "laptop"}
 
 
 def train_config(recipe: dict[str, Any], steps: int | None = None, progress: bool = True, checkpoint_path=None,
@@ -45,9 +53,34 @@ def load_if_saved(name: str, build, device, then: str, *, profile: str | None = 
         print(f"{err}\n{then}")
         return None
     except ArtifactMissingError:  # said by name: the page never shows a path of the machine
-        print(f"artifact {name!r} is not in the course cache (artifacts/) and no copy of it is published.\n{then}")
+        if then is not None:  # None: the caller says what happens next
+            print(f"artifact {name!r} is not in the course cache (artifacts/) and no copy of it is published.\n{then}")
         return None
     check_matches_recipe(name, meta, profile, model_config)
+    return model, meta
+
+
+def _published_stand_in(name: str, build, profile: Profile, device, recipe_fn, model_config_fn):
+    """(model, meta) of the ``STAND_IN`` profile's artifact for this model when it is cached or published, after
+    saying so; None when the profile has no stand-in or that artifact is missing too."""
+    other = STAND_IN.get(profile.name)
+    if other is None:
+        return None
+    base, other_name = name.rsplit("-", 1)[0], f"{name.rsplit('-', 1)[0]}-{other}"
+    try:
+        model, meta = resolve_artifact(other_name, build, map_location=device)
+    except ArtifactDownloadError as err:
+        print(err)
+        return None
+    except ArtifactMissingError:
+        return None
+    check_matches_recipe(other_name, meta, other, model_config_fn(recipe_fn(PROFILES[other])) if model_config_fn
+                         else None)
+    hours = f", {meta['train_seconds'] / 3600:.1f} h of training" if meta.get("train_seconds") else ""
+    print(f"No {profile.name} {base} is in the course cache or published yet: using the published {other} one "
+          f"instead ({meta.get('hardware', 'hardware not recorded')}{hours}), so this chapter does not train it "
+          f"again. It has the {other} recipe's sizes, not the {profile.name} recipe's; to use a {profile.name} model "
+          f"of your own, run the chapter that trains it first (or scripts/train.py {base} --profile {profile.name}).")
     return model, meta
 
 
@@ -95,10 +128,13 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
     ``model_config_fn(recipe)``, the recipe's model config dataclass) of another model."""
     recipe = recipe_fn(profile)
     expected = model_config_fn(recipe) if model_config_fn else None
-    if not retrain and (saved := load_if_saved(name, build, device,
-                                               f"Training it now with {train_fn.__name__} ({profile.name} recipe).",
-                                               profile=profile.name, model_config=expected)):
-        return saved
+    then = f"Training it now with {train_fn.__name__} ({profile.name} recipe)."
+    if not retrain:
+        if saved := load_if_saved(name, build, device, None, profile=profile.name, model_config=expected):
+            return saved
+        if stand_in := _published_stand_in(name, build, profile, device, recipe_fn, model_config_fn):
+            return stand_in
+        print(f"artifact {name!r} is not in the course cache (artifacts/) and no copy of it is published.\n{then}")
     if steps is not None:
         recipe = {**recipe, "steps": steps}
     with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it

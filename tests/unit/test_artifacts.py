@@ -168,3 +168,35 @@ def test_two_processes_saving_while_a_third_loads(tmp_path):
     assert not found, found
     assert all(p.exitcode == 0 for p in procs)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_colab_uses_the_published_laptop_model_instead_of_training_again(one_image_per_class, monkeypatch, capsys):
+    """Issue 21.3: on a fresh Colab machine a later chapter loads the published laptop model (saying so) rather
+    than retraining an earlier chapter's; without one it trains; the laptop and smoke profiles never substitute,
+    and retrain=True (scripts/train.py, the chapter that trains it) always trains."""
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
+    trained = []
+    real_train = ch02_vae.train_vae
+    monkeypatch.setattr(ch02_vae, "train_vae", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    ch02_vae.chapter2_vae(get_profile("laptop"))  # the published stand-in (here: in the cache)
+    assert trained == [1]
+    laptop = load_artifact("ch02_vae-laptop", ch02_vae._build_vae)[0]
+    capsys.readouterr()
+    vae, meta = ch02_vae.chapter2_vae(get_profile("colab"))
+    out = capsys.readouterr().out
+    assert trained == [1] and meta["profile"] == "laptop"
+    assert "No colab ch02_vae is in the course cache or published yet: using the published laptop one" in out
+    assert "/" not in out.split("scripts/train.py")[0]  # no path of the machine
+    for a, b in zip(vae.state_dict().values(), laptop.state_dict().values()):
+        assert torch.equal(a, b)
+    ch02_vae.chapter2_vae(get_profile("smoke"))  # smoke never substitutes: it trains its own
+    assert trained == [1, 1]
+    ch02_vae.chapter2_vae(get_profile("colab"), retrain=True)
+    assert trained == [1, 1, 1] and load_artifact("ch02_vae-colab", ch02_vae._build_vae)[1]["profile"] == "colab"
+
+
+def test_colab_trains_when_no_stand_in_exists(one_image_per_class, monkeypatch, capsys):
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
+    _, meta = ch02_vae.chapter2_vae(get_profile("colab"))
+    assert meta["profile"] == "colab"
+    assert "artifact 'ch02_vae-colab' is not in the course cache" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """The Colab T4 cost model (course_lib.book.t4_cost, t4_plans): its stored numbers are current, its plans read
-the chapters' colab values, its flop count is right on a closed form, show_setup prints it, and each chapter's
-colab plan fits the 45-minute budget (strict xfail, with the recommended resize, where it does not yet)."""
+the chapters' colab values and autocast, its flop count is right on a closed form, show_setup prints it, and
+each chapter's colab plan fits the 45-minute budget (strict xfail, with the recommended resize, where a
+chapter in RESIZES does not yet)."""
 
 import ast
 import json
@@ -12,7 +13,7 @@ from torch import nn
 
 from course_lib import PROFILES, show_setup
 from course_lib.book import t4_cost
-from course_lib.book.t4_plans import CHAPTER_P, PLANS, RESIZES
+from course_lib.book.t4_plans import CHAPTER_P, PLANS, RESIZES, SAMPLING_AUTOCAST
 from course_lib.course.profiles import t4_line
 from course_lib.evaluation.flops import forward_flops
 
@@ -62,6 +63,15 @@ def test_plans_read_the_chapters_colab_values(chapter):
         assert colab[key] == value, f"chapter {chapter}'s P colab {key} is {colab[key]!r}, the plan has {value!r}"
 
 
+@pytest.mark.parametrize("chapter", sorted(CHAPTER_P))
+def test_plans_know_which_chapters_sample_under_autocast(chapter):
+    path = next((ROOT / "chapters").glob(f"{chapter:02d}_*/{chapter:02d}_*.py"))
+    uses = "sampling_autocast(device)" in path.read_text()
+    assert uses == (chapter in SAMPLING_AUTOCAST), (
+        f"{path.name} {'uses' if uses else 'does not use'} course_lib.sampling_autocast; t4_plans.SAMPLING_AUTOCAST "
+        f"{'lacks' if uses else 'has'} chapter {chapter}")
+
+
 def test_show_setup_prints_the_t4_time_of_a_numbered_chapter(capsys, tmp_path):
     show_setup("3 · DDPM on CIFAR-10", {}, profile=PROFILES["smoke"], device=torch.device("cpu"))
     out = capsys.readouterr().out
@@ -91,11 +101,10 @@ def test_each_chapter_fits_a_colab_session(chapter):
     assert minutes <= t4_cost.BUDGET_MINUTES, f"chapter {chapter}: {minutes} min on a T4 (estimated)"
 
 
-@pytest.mark.parametrize("chapter", sorted(RESIZES))
-def test_the_recommended_resizes_fit(chapter):
-    what, changes = RESIZES[chapter]
-    minutes = t4_cost.estimate_t4_minutes(chapter, **changes)
-    assert minutes <= t4_cost.BUDGET_MINUTES, f"chapter {chapter} after '{what}': {minutes:.1f} min"
+def test_the_recommended_resizes_fit():
+    for chapter, (what, changes) in RESIZES.items():  # none while every chapter fits
+        minutes = t4_cost.estimate_t4_minutes(chapter, **changes)
+        assert minutes <= t4_cost.BUDGET_MINUTES, f"chapter {chapter} after '{what}': {minutes:.1f} min"
 
 
 def test_the_intro_time_table_shows_the_stored_minutes():
@@ -105,3 +114,18 @@ def test_the_intro_time_table_shows_the_stored_minutes():
         label = (f"≈ {entry['minutes']:.0f} min, estimated" if entry["kind"] == "estimate"
                  else f"{entry['minutes']:.0f} min, measured")
         assert label in rows[str(int(key))], f"book/intro.md's row {int(key)} lacks '{label}'"
+
+
+def test_the_intro_writer_fills_only_the_colab_t4_column():
+    """scripts/estimate_t4.py rewrites the Colab T4 cells of the time table and no other table's cells
+    (the chapter table before it has a number in its first column too), and book/intro.md is up to date."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("estimate_t4", ROOT / "scripts" / "estimate_t4.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    text = ("| # | Chapter | Builds on |\n|---|---|---|\n| 3 | DDPM | 1 |\n\n"
+            "| Chapter | CPU | Colab T4, `colab` | H100 |\n|---|---|---|---|\n| 3 | 5 min | old | n/a |\n")
+    out = script.intro_with({"03": {"minutes": 42.04, "kind": "estimate"}}, text)
+    assert "| 3 | DDPM | 1 |" in out and "| 3 | 5 min | ≈ 42 min, estimated | n/a |" in out
+    intro = (ROOT / "book" / "intro.md").read_text()
+    assert script.intro_with(STORED, intro) == intro, "run python scripts/estimate_t4.py"
