@@ -18,8 +18,10 @@
 # step with $\eta$), $\eta$ from deterministic to DDPM, DDIM as Euler's method on the
 # probability-flow ODE, the same trained model sampled with every sampler at several step
 # counts with a table and plot of FID against the number of network evaluations, next to the
-# DDIM paper's CIFAR-10 table, and DDIM inversion and interpolation in noise space (exercise:
-# spherical interpolation).
+# DDIM paper's CIFAR-10 table; EDM's design space {cite:p}`karras2022edm`: the model as a
+# denoiser $D(x; \sigma)$, Karras noise levels (exercise), Heun's method (exercise: one step), the
+# effect of $\rho$ and of churn, and why the last step's signal-to-noise ratio matters; DDIM
+# inversion and interpolation in noise space (exercise: spherical interpolation).
 #
 # **Time:** about two minutes on a 2-core CPU in the `smoke` profile, which loads chapter 3's
 # smoke model (a 280k-parameter U-Net trained for minutes: its samples are coloured blobs and
@@ -33,6 +35,10 @@ import sys
 if "google.colab" in sys.modules:  # on Colab: install this course release
     URL = "git+https://github.com/diffusion-from-scratch/course@main"
     # %pip install -q "course-lib[colab] @ {URL}"
+    # keep checkpoints and data across sessions on your Google Drive:
+    # from google.colab import drive
+    # drive.mount("/content/drive")
+    # os.environ["COURSE_CACHE"] = "/content/drive/MyDrive/course_lib"
     import torch
 
     GPU = torch.cuda.is_available()  # Runtime > Change runtime type > T4 GPU
@@ -47,6 +53,7 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import FormatStrFormatter
 
 import course_lib
 from course_lib.course.paths import cache_dir
@@ -58,6 +65,9 @@ from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.evaluation.metrics import psnr
 from course_lib.samplers.ode import (dpm_solver_timesteps, dpmpp_2m_sample,
                                      euler_sample, heun_sample)
+from course_lib.process.edm import VPDenoiser, karras_sigmas
+from course_lib.samplers.edm import (edm_dpmpp_2m_sample, edm_euler_sample,
+                                     edm_heun_sample)
 from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
                                       show_jpeg)
 from course_lib.recipes.ch03_ddpm import chapter3_unet, ddpm_recipe
@@ -72,22 +82,33 @@ recipe = ddpm_recipe(profile)
 P = profile.choose(
     smoke=dict(step_counts=(10, 20, 50), fid_samples=8, fid_reference=100,
                sample_batch=32, show_images=8,
-               invert_images=8, invert_steps=(10, 50)),
+               invert_images=8, invert_steps=(10, 50),
+               edm_steps=(5, 10, 18), sweep_steps=10, sweep_samples=8,
+               rhos=(1, 3, 7), churns=(0, 1, 2, 4), bootstrap=20),
+    # laptop: provisional until chapter 3's laptop model is published
     laptop=dict(step_counts=(10, 20, 50, 100), fid_samples=500,
                 fid_reference=10_000, sample_batch=250, show_images=8,
-                invert_images=64, invert_steps=(10, 50, 100)),
+                invert_images=64, invert_steps=(10, 50, 100),
+                edm_steps=(5, 10, 18), sweep_steps=10, sweep_samples=500,
+                rhos=(1, 3, 7), churns=(0, 1, 2, 4), bootstrap=200),
     colab=dict(step_counts=(10, 20, 50, 100), fid_samples=1_000,
                fid_reference=10_000, sample_batch=500,
-               show_images=8, invert_images=64, invert_steps=(10, 50, 200)),
+               show_images=8, invert_images=64, invert_steps=(10, 50, 200),
+               edm_steps=(5, 10, 18), sweep_steps=10, sweep_samples=1_000,
+               rhos=(1, 3, 7), churns=(0, 1, 2, 4), bootstrap=200),
     full=dict(step_counts=(10, 20, 50, 100, 1000), fid_samples=5_000,
               fid_reference=10_000, sample_batch=1_000,
-              show_images=8, invert_images=256, invert_steps=(10, 50, 200)),
+              show_images=8, invert_images=256, invert_steps=(10, 50, 200),
+              edm_steps=(5, 10, 18, 50), sweep_steps=18, sweep_samples=5_000,
+              rhos=(1, 3, 7, 12), churns=(0, 2, 4, 8),
+              bootstrap=200),
 )
 course_lib.show_setup("4 · DDIM and fast samplers", {
     "model": f"chapter 3's EMA U-Net '{recipe['unet']}' "
              f"({recipe['schedule']} schedule, T = {recipe['num_steps']}), "
              "loaded as an artifact (trained again if missing)",
-    "samplers": "DDIM (eta = 0 and 1), Euler, Heun, DPM-Solver++(2M)",
+    "samplers": "DDIM (eta = 0 and 1), Euler, Heun, DPM-Solver++(2M); "
+                "EDM's Heun, Euler and DPM-Solver++(2M) on Karras sigmas",
     "steps": ", ".join(map(str, P["step_counts"])),
     "FID": f"{P['fid_samples']:,} samples per sampler and step count "
            f"against {P['fid_reference']:,} test images",
@@ -98,7 +119,9 @@ course_lib.show_setup("4 · DDIM and fast samplers", {
 #
 # `course_lib.recipes.ch03_ddpm.chapter3_unet` loads the U-Net that chapter 3 saved for this profile,
 # after checking its SHA-256; if it is missing (say, you opened this chapter first) it trains it
-# with chapter 3's recipe and saves it. Nothing here retrains it.
+# with chapter 3's recipe and saves it. On Colab, where every notebook starts on a fresh machine,
+# it loads the published `laptop` model instead when no `colab` one exists, and says so. Nothing
+# here retrains it.
 
 # %%
 t0 = time.perf_counter()
@@ -382,8 +405,314 @@ ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
        ylabel="FID",
        title=f"FID vs NFE ({n_fid:,} samples per point; "
              "reference: 50k samples)")
+ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
 ax.legend(fontsize=7, ncol=2)
 plt.show()
+
+# %% [markdown]
+# ## The design space of samplers (EDM)
+#
+# {cite:t}`karras2022edm` (EDM) rewrite every diffusion model in one frame: data $y$ plus noise
+# of level $\sigma$, $x = y + \sigma n$, and a *denoiser* $D(x; \sigma) \approx \mathbb{E}[y \mid x]$.
+# Sampling is then the probability-flow ODE
+#
+# $$ \frac{dx}{d\sigma} = \frac{x - D(x; \sigma)}{\sigma}
+#    \qquad \text{(EDM Eq. 3 with } \sigma(t) = t,\ s(t) = 1\text{)} $$
+#
+# integrated from $\sigma_{\max}$ down to $0$, and the sampler's design splits into independent
+# choices: **which noise levels** to visit, **which solver** takes the steps, and **how much fresh
+# noise** to inject on the way. Chapter 3's model enters without retraining: our
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon$ is $x / \sqrt{1 + \sigma^2}$ for
+# $x = x_0 + \sigma\epsilon$ with $\sigma_t = \sqrt{(1 - \bar\alpha_t)/\bar\alpha_t}$ (the $\sigma$ of
+# the previous section), so
+#
+# $$ D(x; \sigma_t) = x - \sigma_t\,\epsilon_\theta\big(x / \sqrt{1 + \sigma_t^2},\ t\big)
+#    \qquad \text{(EDM Table 1, VP: } c_\text{skip} = 1,\ c_\text{out} = -\sigma,\
+#    c_\text{in} = 1/\sqrt{\sigma^2 + 1}\text{)} $$
+#
+# which is `course_lib.process.edm.VPDenoiser` (k-diffusion's `DiscreteEpsDDPMDenoiser`; an
+# arbitrary $\sigma$ goes to the nearest step $t$). Its output is DDPM's $\hat x_0$ (Eq. 15):
+
+# %%
+denoiser = VPDenoiser(model, schedule)
+t_check = 600
+x_vp = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+x_vp = x_vp.to(device)
+sigma_t = float(denoiser.sigmas[t_check])
+with torch.no_grad():
+    eps = model(x_vp, torch.full((4,), t_check, device=device))
+    torch.testing.assert_close(
+        denoiser(x_vp * (1 + sigma_t**2) ** 0.5, sigma_t),
+        eps_to_x0(eps, x_vp, float(alpha_bar[t_check])),
+        rtol=1e-4, atol=1e-4)
+print(f"D(x; sigma_t) == DDPM's x0_hat at t = {t_check} "
+      f"(sigma_t = {sigma_t:.3f}); the model's noise levels run from "
+      f"sigma_min = {denoiser.sigma_min:.4f} to "
+      f"sigma_max = {denoiser.sigma_max:.1f}")
+
+# %% [markdown]
+# **Which noise levels.** DDIM's "leading" steps are evenly spaced in $t$; EDM spaces them by a
+# power law in $\sigma$ that crowds them near the data, where the images' detail is decided:
+#
+# $$ \sigma_i = \Big(\sigma_{\max}^{1/\rho} + \tfrac{i}{N-1}\big(\sigma_{\min}^{1/\rho}
+#    - \sigma_{\max}^{1/\rho}\big)\Big)^{\rho},\quad i = 0, \dots, N-1, \qquad \sigma_N = 0
+#    \qquad \text{(EDM Eq. 5)} $$
+#
+# with $\rho = 7$. $\rho = 1$ is even spacing in $\sigma$; $\rho \to \infty$ even spacing in
+# $\log\sigma$.
+
+# %% [markdown]
+# ```{exercise} Karras sigmas
+# :label: ex-karras-sigmas
+#
+# Write `karras_sigmas(num_steps, sigma_min, sigma_max, rho)` returning the $N + 1$ noise levels of
+# EDM Eq. 5 as a float64 tensor: $\sigma_{\max}$ first, $\sigma_{\min}$ at index $N - 1$, then a $0$.
+# The checker compares it with `course_lib.process.edm.karras_sigmas`.
+# ```
+#
+# ```{solution-start} ex-karras-sigmas
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def my_karras_sigmas(num_steps, sigma_min, sigma_max, rho):
+    ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)  # i / (N-1)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    sigmas = (hi + ramp * (lo - hi)) ** rho  # EDM Eq. 5
+    return torch.cat([sigmas, sigmas.new_zeros(1)])  # sigma_N = 0
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch04 import check_karras_sigmas
+
+check_karras_sigmas(my_karras_sigmas)
+
+# %% [markdown]
+# The ten levels each spacing visits, on the model's own range of $\sigma$ (from $t = 0$ to
+# $t = T - 1$ of the linear schedule): DDIM's leading steps start at $t = 900$ ($\sigma \approx 61$),
+# below the noisiest level the model was trained on, and are evenly spread in $t$; $\rho = 1$
+# leaves a single step below $\sigma = 17$; $\rho = 7$ starts at $\sigma_{\max}$ and still puts
+# three of its ten levels below $\sigma = 0.4$, where the images' fine detail is decided.
+
+# %%
+n_show = 10
+spacings = {
+    f"Karras, rho = {r}": karras_sigmas(n_show, denoiser.sigma_min,
+                                        denoiser.sigma_max, rho=r)[:-1]
+    for r in P["rhos"]}
+spacings["DDIM leading"] = denoiser.sigmas[timesteps(T, n_show)]
+fig, ax = plt.subplots(figsize=(7, 3))
+for k, (name, s) in enumerate(spacings.items()):
+    ax.plot(range(n_show), s, marker="o", label=name,
+            ls="--" if "DDIM" in name else "-")
+ax.set(yscale="log", xlabel="step i", ylabel="sigma_i",
+       title=f"the {n_show} noise levels visited before sigma = 0")
+ax.legend(fontsize=8)
+plt.show()
+for name, s in spacings.items():
+    print(f"{name:<17}", " ".join(f"{v:7.3f}" for v in s.tolist()))
+
+# %% [markdown]
+# **Which solver.** EDM's Algorithm 1 is Heun's method: an Euler step to the next level, then a
+# correction with the average of the slopes at both ends (the trapezoid rule), except on the
+# last step to $\sigma = 0$, where the slope cannot be evaluated and the step stays Euler's:
+# $2N - 1$ network evaluations for $N$ steps.
+
+# %% [markdown]
+# ```{exercise} One Heun step
+# :label: ex-heun-step
+#
+# Write `heun_step(denoiser, x, sigma, sigma_next)` for floats `sigma > sigma_next >= 0`: with
+# $d = (x - D(x; \sigma))/\sigma$, the Euler step $x' = x + (\sigma' - \sigma)\,d$; if
+# $\sigma' > 0$, correct it to $x + (\sigma' - \sigma)(d + d')/2$ with
+# $d' = (x' - D(x'; \sigma'))/\sigma'$ (EDM Algorithm 1, lines 4-8). The checker runs it with two
+# denoisers against one step of `course_lib.samplers.edm.edm_heun_sample`.
+# ```
+#
+# ```{solution-start} ex-heun-step
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def heun_step(denoiser, x, sigma, sigma_next):
+    d = (x - denoiser(x, sigma)) / sigma  # EDM Alg. 1, line 4
+    x_next = x + (sigma_next - sigma) * d  # line 5: Euler
+    if sigma_next == 0:
+        return x_next
+    d_next = (x_next - denoiser(x_next, sigma_next)) / sigma_next  # line 7
+    return x + (sigma_next - sigma) * (d + d_next) / 2  # line 8
+
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["nbval-check-output"]
+from course_lib.exercises.ch04 import check_heun_step
+
+check_heun_step(heun_step)
+
+# %% [markdown]
+# The whole sampler is the step in a loop, from $x = \sigma_0 z$; checked against
+# `course_lib.samplers.edm.edm_heun_sample` with a stand-in denoiser:
+
+# %%
+@torch.no_grad()
+def sample_heun(denoiser, z, sigmas):
+    x = sigmas[0] * z  # x = y + sigma_0 n with y negligible
+    for sigma, sigma_next in zip(sigmas[:-1].tolist(), sigmas[1:].tolist()):
+        x = heun_step(denoiser, x, sigma, sigma_next)
+    return x
+
+
+stand_in_D = lambda x, sigma: torch.tanh(x) / 2
+z = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4),
+                dtype=torch.float64)
+s8 = karras_sigmas(8, 0.01, 80.0)
+torch.testing.assert_close(sample_heun(stand_in_D, z, s8),
+                           edm_heun_sample(stand_in_D, s8[0] * z, s8))
+print("inline Heun loop == course_lib.samplers.edm.edm_heun_sample")
+
+# %% [markdown]
+# Now chapter 3's model, on Karras sigmas ($\rho = 7$, the model's own $\sigma_{\min}$ and
+# $\sigma_{\max}$), with Heun, Euler and DPM-Solver++(2M), and the FIDs of the previous section's
+# DDIM and DPM-Solver++ (evenly spaced steps) beside them, against the number of network
+# evaluations. Every run starts from the same noise $z$ (the VP samplers from $x_T = z$, the EDM
+# ones from $x = \sigma_{\max} z$, the same point).
+
+# %%
+def karras(n, rho=7.0):
+    return karras_sigmas(n, denoiser.sigma_min, denoiser.sigma_max, rho=rho)
+
+
+edm_samplers = {
+    "Heun, Karras": (lambda z, n, g: edm_heun_sample(
+        denoiser, karras(n)[0] * z, karras(n)), lambda n: 2 * n - 1),
+    "Euler, Karras": (lambda z, n, g: edm_euler_sample(
+        denoiser, karras(n)[0] * z, karras(n)), lambda n: n),
+    "DPM-Solver++(2M), Karras": (lambda z, n, g: edm_dpmpp_2m_sample(
+        denoiser, karras(n)[0] * z, karras(n)), lambda n: n),
+}
+
+
+def fid_of(run, n, samples, bootstrap=0):
+    """FID of `samples` images from run(z, n, generator), batched; the
+    same starting noise z for every sampler (seeded per batch)."""
+    t0 = time.perf_counter()
+    g = torch.Generator(device).manual_seed(0)
+    x = torch.cat([
+        run(torch.randn(min(batch, samples - i), 3, 32, 32,
+                        generator=torch.Generator().manual_seed(1000 + i)
+                        ).to(device), n, g)
+        for i in range(0, samples, batch)]).clamp(-1, 1)
+    seconds = time.perf_counter() - t0
+    score = fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test",
+                ref_count=ref.num_images, bootstrap=bootstrap)
+    return score, seconds
+
+
+for name, (run, nfe) in edm_samplers.items():
+    for n in P["edm_steps"]:
+        score, seconds = fid_of(run, n, n_fid)
+        results[name, n] = dict(fid=score.value, nfe=nfe(n), seconds=seconds)
+fig, ax = plt.subplots(figsize=(7, 4))
+for k, name in enumerate([*edm_samplers, "DDIM, eta = 0",
+                          "DPM-Solver++(2M)"]):
+    counts = P["edm_steps"] if name in edm_samplers else P["step_counts"]
+    ax.plot([results[name, n]["nfe"] for n in counts],
+            [results[name, n]["fid"] for n in counts], marker="o",
+            ls="-" if name in edm_samplers else "--", color=f"C{k}",
+            label=name if name in edm_samplers else f"{name} (even steps)")
+ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
+       ylabel="FID", title=f"the same model, five samplers ({n_fid:,} "
+                           f"samples per point, {profile.name})")
+for axis in (ax.xaxis, ax.yaxis):  # plain numbers on the log axes
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(FormatStrFormatter("%g"))
+ax.legend(fontsize=8)
+plt.show()
+print(f"{'sampler':<26}{'steps':>6}{'NFE':>5}{'FID':>9}{'seconds':>9}")
+for name in edm_samplers:
+    for n in P["edm_steps"]:
+        r = results[name, n]
+        print(f"{name:<26}{n:>6}{r['nfe']:>5}{r['fid']:>9.2f}"
+              f"{r['seconds']:>9.1f}")
+
+# %% [markdown]
+# **How much noise, and where.** Two knobs, each measured at a fixed budget
+# (the profile's `sweep_steps` Heun steps) with the bootstrap standard deviation of each FID
+# (the spread that a difference must exceed to mean anything): $\rho$, and EDM's *churn*
+# (Algorithm 2), which before each step raises the noise level from $\sigma_i$ to
+# $\hat\sigma_i = (1 + \gamma)\sigma_i$ by adding fresh noise of variance
+# $\hat\sigma_i^2 - \sigma_i^2$, $\gamma = \min(S_\text{churn}/N, \sqrt 2 - 1)$ for
+# $\sigma_i \in [S_{t\min}, S_{t\max}]$. Fresh noise lets the sampler correct errors of earlier
+# steps, at the cost of some detail. We use EDM's range for its CIFAR-10 VP model,
+# $S_{t\min} = 0.01$, $S_{t\max} = 1$, $S_\text{noise} = 1.007$ (EDM Table 5), and sweep
+# $S_\text{churn}$ below the cap: EDM's own $S_\text{churn} = 30$ already reaches
+# $\gamma = \sqrt 2 - 1$ at these step counts, where every larger value gives the same sampler.
+
+# %%
+n_sweep, sweep_samples = P["sweep_steps"], P["sweep_samples"]
+sweeps = {}
+for rho in P["rhos"]:
+    sweeps["rho", rho] = fid_of(
+        lambda z, n, g: edm_heun_sample(denoiser, karras(n, rho)[0] * z,
+                                        karras(n, rho)),
+        n_sweep, sweep_samples, bootstrap=P["bootstrap"])
+for churn in P["churns"]:
+    sweeps["churn", churn] = fid_of(
+        lambda z, n, g: edm_heun_sample(
+            denoiser, karras(n)[0] * z, karras(n), S_churn=churn,
+            S_tmin=0.01, S_tmax=1.0, S_noise=1.007, generator=g),
+        n_sweep, sweep_samples, bootstrap=P["bootstrap"])
+fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
+for ax, knob, label in [(axes[0], "rho", "rho"),
+                        (axes[1], "churn", "S_churn")]:
+    values = [v for k, v in sweeps if k == knob]
+    scores = [sweeps[knob, v][0] for v in values]
+    ax.errorbar(values, [s.value for s in scores],
+                yerr=[s.std for s in scores], marker="o", capsize=3)
+    ax.set(xlabel=label, title=f"Heun, {n_sweep} steps "
+                               f"({2 * n_sweep - 1} NFE)")
+axes[0].set_ylabel(f"FID ({sweep_samples:,} samples, ± bootstrap sd)")
+plt.show()
+for (knob, v), (score, _) in sweeps.items():
+    gamma = (f" (gamma = {min(v / n_sweep, 2**0.5 - 1):.3f})"
+             if knob == "churn" else "")
+    print(f"{knob:>5} = {v:<4}: FID {score.value:8.2f} ± {score.std:.2f}"
+          f"{gamma}")
+
+# %% [markdown]
+# **Why the last step's signal-to-noise ratio matters.** Every sampler above starts from pure
+# noise, as if $\bar\alpha_{T} = 0$. The schedules we train with do not quite get there: at the
+# last step a little of the image is left,
+
+# %%
+for name, kw in [("linear", {}), ("cosine", {}),
+                 ("scaled_linear", dict(beta_start=0.00085, beta_end=0.012)),
+                 ("scaled_linear", dict(beta_start=0.00085, beta_end=0.012,
+                                        zero_terminal_snr=True))]:
+    s = make_schedule(name, 1000, **kw)
+    a = float(s.alpha_bar[-1])
+    label = name + (", zero terminal SNR" if kw.get("zero_terminal_snr")
+                    else "")
+    print(f"{label:<34} alpha_bar_T = {a:.2e}, signal left "
+          f"sqrt(alpha_bar_T) = {a ** 0.5:.4f}")
+
+# %% [markdown]
+# Stable Diffusion's `scaled_linear` schedule keeps 7% of the image at its last step. The
+# network learns to read the image's mean colour from that leak, and at sampling time, fed pure
+# noise, it keeps producing images of medium brightness: it cannot draw a black night or a white
+# page {cite:p}`lin2024flawed`. Lin et al. rescale the schedule to $\bar\alpha_T = 0$ exactly
+# (`make_schedule(..., zero_terminal_snr=True)`), which needs a $v$- or $x_0$-prediction (an
+# $\epsilon$-model cannot recover $x_0$ from pure noise: Eq. 15 divides by
+# $\sqrt{\bar\alpha_T} = 0$) and steps that start at $t = T - 1$ ("trailing" spacing). Our
+# linear schedule keeps 0.6%, small enough that chapter 3's model does not show the effect.
 
 # %% [markdown]
 # ## Inversion: from an image back to its noise
@@ -486,7 +815,9 @@ for name, path in paths.items():
 # %%
 slug = {"DDIM, eta = 0": "ddim_eta0", "DDIM, eta = 1": "ddim_eta1",
         "Euler": "euler", "Heun": "heun",
-        "DPM-Solver++(2M)": "dpmpp_2m"}
+        "DPM-Solver++(2M)": "dpmpp_2m", "Heun, Karras": "edm_heun_karras",
+        "Euler, Karras": "edm_euler_karras",
+        "DPM-Solver++(2M), Karras": "edm_dpmpp_2m_karras"}
 paper_key = lambda name, n: ({"paper": f"ddim_cifar10_fid_{n}"}
                              if name == "DDIM, eta = 0"
                              and n in ddim_paper[name] else {})
@@ -498,11 +829,22 @@ report({
                         f"{ref.num_images:,} images",
            "description": f"{name}, {n} steps", **paper_key(name, n)}
        for name in samplers for n in P["step_counts"]},
+    **{f"fid_{slug[name]}_{n}": {
+           "value": results[name, n]["fid"], "samples": n_fid,
+           "sampling_steps": results[name, n]["nfe"],
+           "reference": f"{test_data.source_id} test, "
+                        f"{ref.num_images:,} images",
+           "description": f"{name}, {n} steps"}
+       for name in edm_samplers for n in P["edm_steps"]},
     **{f"inversion_psnr_{n}": {
            "value": inv["psnr"], "unit": "dB", "samples": P["invert_images"],
            "sampling_steps": 2 * n,
            "description": f"DDIM inversion then sampling, {n} steps each way"}
        for n, inv in inversions.items()},
+    **{f"fid_edm_heun_{knob}_{v}": {
+           "value": score, "sampling_steps": 2 * n_sweep - 1,
+           "description": f"EDM Heun, {n_sweep} Karras steps, {knob} = {v}"}
+       for (knob, v), (score, _) in sweeps.items()},
 }, notes={"model": f"{meta['name']} ({meta['profile']}, "
                    f"trained on {meta['hardware']})"})
 
@@ -513,6 +855,10 @@ report({
 #   of samplers; DDIM's (Eq. 12) has a noise knob $\eta$ and can skip steps.
 # - Deterministic DDIM is Euler's method on the probability-flow ODE; higher-order solvers (Heun,
 #   DPM-Solver++) reach a given FID with fewer network evaluations.
+# - EDM separates a sampler's design into the noise levels (Karras sigmas, $\rho$), the solver
+#   and the injected noise (churn); any trained model enters as a denoiser $D(x; \sigma)$. A
+#   schedule whose last step keeps signal ($\bar\alpha_T > 0$) teaches the model something that
+#   sampling from pure noise never provides.
 # - A deterministic sampler is an invertible map between noise and images: inversion recovers the
 #   noise of a real image, and slerp between noises interpolates between images.
 #
