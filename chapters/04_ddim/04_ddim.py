@@ -23,7 +23,7 @@
 # effect of $\rho$ and of churn, and why the last step's signal-to-noise ratio matters; DDIM
 # inversion and interpolation in noise space (exercise: spherical interpolation).
 #
-# **Time:** about two minutes on a 2-core CPU in the `smoke` profile, which loads chapter 3's
+# **Time:** about three minutes on a 2-core CPU in the `smoke` profile, which loads chapter 3's
 # smoke model (a 280k-parameter U-Net trained for minutes: its samples are coloured blobs and
 # its FIDs are far above the paper's; the code path is the real one). **Outputs on this page**
 # were produced by executing it in the profile and on the hardware that the set-up cell prints.

@@ -42,6 +42,7 @@ METRIC_FIELDS = {  # field -> what it means (shown in the table, stored in resul
 }
 PROFILE_CAVEATS = {
     "smoke": "smoke: CPU, tiny model — not comparable to the papers",
+    "laptop": "laptop: a 2-core CPU, small models trained for hours — the book's profile; not the papers' sizes",
     "colab": "colab: one T4 GPU, shortened training and small sample counts — indicative only",
     "full": "full: a data-centre GPU at the course's largest sizes — compare only where sample counts match",
 }

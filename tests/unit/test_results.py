@@ -270,3 +270,8 @@ def test_a_bootstrap_std_is_kept_and_shown_beside_the_value():
     assert "41.23 ± 1.25" in text and "3 ± 0.5" in text
     with pytest.raises(ValueError, match="finite"):
         make_record({"fid": {"value": 1.0, "std": float("inf")}})
+
+
+def test_every_profile_has_a_caveat_for_the_results_page():
+    from course_lib.course.profiles import PROFILES
+    assert set(results.PROFILE_CAVEATS) == set(PROFILES)
