@@ -44,20 +44,26 @@ def train_config(recipe: dict[str, Any], steps: int | None = None, progress: boo
 
 def load_if_saved(name: str, build, device, then: str, *, profile: str | None = None, model_config: Any = None):
     """Artifact ``name`` from the local cache or the registry's download, or None after saying that it is
-    missing and what happens ``then`` (e.g. "Training it now with train_ddpm (smoke recipe).").
+    missing and what happens ``then`` (e.g. "Training it now with train_ddpm (smoke recipe)."); with ``then``
+    None a missing artifact raises ArtifactMissingError (ArtifactDownloadError) for the caller to report.
     With ``profile`` and ``model_config`` (the recipe's model config dataclass), an artifact saved under another
     profile or for another model is refused (ArtifactError), never used silently."""
     try:
         model, meta = resolve_artifact(name, build, map_location=device)
-    except ArtifactDownloadError as err:  # published, but not reachable: the message says where to put it
-        print(f"{err}\n{then}")
-        return None
-    except ArtifactMissingError:  # said by name: the page never shows a path of the machine
-        if then is not None:  # None: the caller says what happens next
-            print(f"artifact {name!r} is not in the course cache (artifacts/) and no copy of it is published.\n{then}")
+    except ArtifactMissingError as err:  # said by name: the page never shows a path of the machine
+        if then is None:  # the caller says what is missing and what happens next
+            raise
+        print(f"{_missing_text(name, err)}\n{then}")
         return None
     check_matches_recipe(name, meta, profile, model_config)
     return model, meta
+
+
+def _missing_text(name: str, err: ArtifactMissingError) -> str:
+    """What to print about a missing artifact: a failed download's message says where to put the file by hand."""
+    if isinstance(err, ArtifactDownloadError):  # published, but not reachable
+        return str(err)
+    return f"artifact {name!r} is not in the course cache (artifacts/) and no copy of it is published."
 
 
 def _published_stand_in(name: str, build, profile: Profile, device, recipe_fn, model_config_fn):
@@ -130,11 +136,13 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
     expected = model_config_fn(recipe) if model_config_fn else None
     then = f"Training it now with {train_fn.__name__} ({profile.name} recipe)."
     if not retrain:
-        if saved := load_if_saved(name, build, device, None, profile=profile.name, model_config=expected):
-            return saved
+        try:
+            return load_if_saved(name, build, device, None, profile=profile.name, model_config=expected)
+        except ArtifactMissingError as err:  # try a stand-in, else say so and train
+            missing = _missing_text(name, err)
         if stand_in := _published_stand_in(name, build, profile, device, recipe_fn, model_config_fn):
             return stand_in
-        print(f"artifact {name!r} is not in the course cache (artifacts/) and no copy of it is published.\n{then}")
+        print(f"{missing}\n{then}")
     if steps is not None:
         recipe = {**recipe, "steps": steps}
     with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it

@@ -200,3 +200,19 @@ def test_colab_trains_when_no_stand_in_exists(one_image_per_class, monkeypatch, 
     _, meta = ch02_vae.chapter2_vae(get_profile("colab"))
     assert meta["profile"] == "colab"
     assert "artifact 'ch02_vae-colab' is not in the course cache" in capsys.readouterr().out
+
+
+def test_a_failed_download_is_reported_before_training(one_image_per_class, monkeypatch, capsys):
+    """A published artifact that cannot be downloaded: its message (where to put the file) is printed, then the
+    chapter trains; never the words 'no copy of it is published'."""
+    from course_lib.course.registry import ArtifactDownloadError
+    from course_lib.recipes import common
+
+    def unreachable(name, build, map_location="cpu"):
+        raise ArtifactDownloadError(f"could not download {name}: put it in artifacts/ by hand")
+    monkeypatch.setattr(common, "resolve_artifact", unreachable)
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
+    ch02_vae.chapter2_vae(get_profile("smoke"))
+    out = capsys.readouterr().out
+    assert "could not download ch02_vae-smoke: put it in artifacts/ by hand\nTraining it now" in out
+    assert "no copy of it is published" not in out and "None" not in out
