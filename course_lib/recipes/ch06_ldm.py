@@ -34,7 +34,7 @@ from ..models.text import TextEncoderConfig
 from ..models.unet import UNetConfig
 from ..course.profiles import Profile
 from .ch02_vae import chapter2_vae
-from .common import load_if_saved, train_config
+from .common import load_or_stand_in, train_config
 from ..process.schedules import make_schedule
 from ..process.text_guidance import CaptionDropoutLoss
 from ..training.loop import TrainResult, train
@@ -118,9 +118,10 @@ def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: 
     kappa z) and the ``vae`` artifact it belongs to; ``steps`` replaces the recipe's (tests);
     ``checkpoint_path``: resume from it and save to it."""
     name = f"ch06_ldm-{profile.name}"
-    if not retrain and (saved := load_if_saved(name, _build_ldm, device,
-                                               f"Training it now with train_ldm ({profile.name} recipe).")):
-        return saved
+    if not retrain and (saved := load_or_stand_in(name, _build_ldm, profile, device,
+                                                  f"Training it now with train_ldm ({profile.name} recipe).",
+                                                  recipe_fn=ldm_recipe)):
+        return saved  # in colab, the published laptop model when no colab one exists (common.STAND_IN)
     recipe = ldm_recipe(profile) if steps is None else {**ldm_recipe(profile), "steps": steps}
     d = _training_data(profile, recipe, device)
     result = train_ldm(recipe, d["mu"], d["logvar"], d["tokens"], d["scale"], checkpoint_path=checkpoint_path)

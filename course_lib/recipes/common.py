@@ -59,6 +59,21 @@ def load_if_saved(name: str, build, device, then: str, *, profile: str | None = 
     return model, meta
 
 
+def load_or_stand_in(name: str, build, profile: Profile, device, then: str, *, recipe_fn,
+                     model_config_fn: Callable[[dict], Any] | None = None):
+    """Artifact ``name`` (cached, published, or downloaded), else the ``STAND_IN`` profile's published one
+    (saying so), else None after saying what is missing and what happens ``then``."""
+    expected = model_config_fn(recipe_fn(profile)) if model_config_fn else None
+    try:
+        return load_if_saved(name, build, device, None, profile=profile.name, model_config=expected)
+    except ArtifactMissingError as err:  # try a stand-in, else say so
+        missing = _missing_text(name, err)
+    if stand_in := _published_stand_in(name, build, profile, device, recipe_fn, model_config_fn):
+        return stand_in
+    print(f"{missing}\n{then}")
+    return None
+
+
 def _missing_text(name: str, err: ArtifactMissingError) -> str:
     """What to print about a missing artifact: a failed download's message says where to put the file by hand."""
     if isinstance(err, ArtifactDownloadError):  # published, but not reachable
@@ -133,16 +148,10 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
     A corrupted artifact is an error, never retrained over silently; so is one of another profile, or (with
     ``model_config_fn(recipe)``, the recipe's model config dataclass) of another model."""
     recipe = recipe_fn(profile)
-    expected = model_config_fn(recipe) if model_config_fn else None
     then = f"Training it now with {train_fn.__name__} ({profile.name} recipe)."
-    if not retrain:
-        try:
-            return load_if_saved(name, build, device, None, profile=profile.name, model_config=expected)
-        except ArtifactMissingError as err:  # try a stand-in, else say so and train
-            missing = _missing_text(name, err)
-        if stand_in := _published_stand_in(name, build, profile, device, recipe_fn, model_config_fn):
-            return stand_in
-        print(f"{missing}\n{then}")
+    if not retrain and (saved := load_or_stand_in(name, build, profile, device, then, recipe_fn=recipe_fn,
+                                                  model_config_fn=model_config_fn)):
+        return saved
     if steps is not None:
         recipe = {**recipe, "steps": steps}
     with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it

@@ -216,3 +216,22 @@ def test_a_failed_download_is_reported_before_training(one_image_per_class, monk
     out = capsys.readouterr().out
     assert "could not download ch02_vae-smoke: put it in artifacts/ by hand\nTraining it now" in out
     assert "no copy of it is published" not in out and "None" not in out
+
+
+def test_chapter6_ldm_also_takes_the_published_laptop_stand_in_in_colab(monkeypatch, capsys, tmp_path):
+    """Chapter 9 on a fresh Colab machine needs chapter 6's model: the published laptop one stands in."""
+    from course_lib.course.artifacts import ArtifactMissingError as Missing
+    from course_lib.recipes import ch06_ldm, common
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    sentinel = (nn.Identity(), {"profile": "laptop", "hardware": "a 2-core CPU", "train_seconds": 7200.0})
+
+    def resolve(name, build, map_location="cpu"):
+        if name == "ch06_ldm-laptop":
+            return sentinel
+        raise Missing(f"{name} missing")
+    monkeypatch.setattr(common, "resolve_artifact", resolve)
+    monkeypatch.setattr(ch06_ldm, "train_ldm", lambda *a, **k: pytest.fail("trained instead of the stand-in"))
+    model, meta = ch06_ldm.chapter6_ldm(get_profile("colab"))
+    assert model is sentinel[0] and meta is sentinel[1]
+    assert "using the published laptop one instead (a 2-core CPU, 2.0 h of training)" in capsys.readouterr().out
