@@ -33,11 +33,11 @@ from course_lib.course.device import describe_hardware  # noqa: E402
 from course_lib.course.paths import cache_dir  # noqa: E402
 from course_lib.course.profiles import get_profile  # noqa: E402
 from course_lib.data import load_cifar10  # noqa: E402
-from course_lib.evaluation.fid import fid, reference_stats  # noqa: E402
+from course_lib.evaluation.fid import reference_stats  # noqa: E402
 from course_lib.models.unet import UNet, UNetConfig  # noqa: E402
 from course_lib.process.diffusion import EpsilonLoss  # noqa: E402
 from course_lib.process.schedules import make_schedule  # noqa: E402
-from course_lib.recipes.ch03_ddpm import ddpm_recipe, sample_snapshots, train_ddpm  # noqa: E402
+from course_lib.recipes.ch03_ddpm import ddpm_recipe, snapshot_fids, train_ddpm  # noqa: E402
 from course_lib.training.loop import TrainingPaused, time_limit  # noqa: E402
 
 # name -> U-Net sizes (UNetConfig fields); "laptop" is UNetConfig.laptop, the recipe's choice
@@ -103,13 +103,12 @@ def score_checkpoint(label: str, ckpt: Path, fid_samples: int, sampler_steps: in
     ref = reference_stats(test.images[:reference], f"{test.source_id}-test-{reference}", cache_dir() / "fid")
     points = {**state["snapshots"], state["step"]: state["ema"]}
     marks = state.get("marks") or {}
+    params = sum(p.numel() for p in UNet(config).parameters())
     rows = []
-    for step in sorted(points):
+    for step in sorted(points):  # one at a time, so each row prints as soon as it is measured
+        result = snapshot_fids({step: points[step]}, config, recipe, ref, num_samples=fid_samples,
+                               num_steps=sampler_steps, bootstrap=bootstrap)[step]
         hours = marks.get(step, state["seconds"] * step / state["step"]) / 3600  # linear where not recorded
-        samples = [sample_snapshots({step: points[step]}, config, recipe, num_images=min(250, fid_samples - i),
-                                    num_steps=sampler_steps, seed=1000 + i)[step] for i in range(0, fid_samples, 250)]
-        result = fid(torch.cat(samples), ref.mu, ref.sigma, ref.name, ref_count=ref.num_images, bootstrap=bootstrap)
-        params = sum(p.numel() for p in UNet(config).parameters())
         rows.append([label, f"{params / 1e6:.2f}M", f"{step:,}", f"{hours:.2f}",
                      f"{result.value:.1f} ± {result.std:.1f}", f"{fid_samples:,}"])
         print(rows[-1], flush=True)

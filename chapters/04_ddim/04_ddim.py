@@ -134,9 +134,9 @@ print(f"loaded in {time.perf_counter() - t0:.1f} s: {meta['name']}, "
       f"profile {meta['profile']}, "
       f"trained on {meta['hardware']} in {meta['train_seconds'] or 0:.0f} s "
       f"by {meta['produced_by']}")
-print("its chapter 3 metrics:",
+print("its recorded metrics:",
       {k: round(v, 2) if isinstance(v, float) else v
-       for k, v in meta["metrics"].items()})
+       for k, v in meta["metrics"].items() if isinstance(v, (int, float))})
 
 # %% [markdown]
 # ## A family of processes with the same marginals

@@ -26,7 +26,7 @@ from ..models.mlp import MLPConfig, MLPDenoiser
 from ..models.unet import UNet
 from ..models.vae import VAE, VAEConfig
 from ..recipes.ch02_vae import vae_recipe
-from ..recipes.ch03_ddpm import ddpm_recipe, unet_config
+from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe, unet_config
 from ..recipes.ch05_cfg import classifier_config, classifier_recipe, noisy_classifier_recipe
 from ..recipes.ch06_ldm import ldm_config, ldm_recipe
 from ..recipes.ch07_dit import dit_config, dit_recipe, lora_recipe
@@ -70,8 +70,8 @@ MODELS: dict[str, Callable[[int], tuple[Callable, tuple]]] = {
 CHAPTER_P: dict[int, dict[str, Any]] = {
     1: dict(steps=20_000, batch=1024),
     2: dict(sweep_steps=3_000, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
-    3: dict(snapshots=(500, 2_000, 5_000), snapshot_images=16, fid_samples=1_000, fid_reference=10_000,
-            sample_batch=500, compare_steps=2_000, compare_fid_samples=250, eval_images=1_000),
+    3: dict(live_steps=200, snapshot_images=16, fid_samples=1_000, fid_steps=100, fid_reference=10_000,
+            sample_batch=500, compare_fid_samples=250, eval_images=1_000),
     4: dict(step_counts=(10, 20, 50, 100), fid_samples=1_000, fid_reference=10_000, sample_batch=500,
             show_images=8, invert_images=64, invert_steps=(10, 50, 200), edm_steps=(5, 10, 18), sweep_steps=10,
             sweep_samples=1_000, rhos=(1, 3, 7), churns=(0, 1, 2, 4)),
@@ -125,14 +125,18 @@ def ch02(**changes) -> list[Item]:
 def ch03(**changes) -> list[Item]:
     v = _v(3, ddpm_recipe(COLAB), changes)
     T, amp, b = v["num_steps"], v["amp"], v["sample_batch"]
-    nc = v["compare_fid_samples"]
-    return [train("U-Net, DDPM", "unet", v["steps"], v["batch"]),
-            sample("samples over training", "unet", v["snapshot_images"], len(v["snapshots"]) * T, 16, amp=amp),
-            sample(f"FID samples, {v['fid_samples']:,} x {T} steps", "unet", v["fid_samples"], T, b, amp=amp),
+    nc, n_fid = v["compare_fid_samples"], v["fid_steps"]
+    compare_steps = compare_recipe(COLAB, "cosine", "v")["steps"]
+    return [train("U-Net, DDPM: the first steps, live", "unet", v["live_steps"], v["batch"]),
+            train("U-Net, DDPM: the full run", "unet", v["steps"], v["batch"]),
+            sample("samples over training: 15 x 16 x 50 DDIM steps (float32)", "unet", 16, 15 * 50, 16),
+            sample(f"DDPM samples, {v['snapshot_images']} x {T} steps", "unet", v["snapshot_images"], T,
+                   v["snapshot_images"], amp=amp),
+            sample(f"FID samples, {v['fid_samples']:,} x {n_fid} steps", "unet", v["fid_samples"], n_fid, b, amp=amp),
             fid("FID: Inception, reference + samples", v["fid_reference"] + v["fid_samples"]),
-            train("comparison: 3 more U-Nets", "unet", 3 * v["compare_steps"], v["batch"]),
+            train("comparison: 3 more U-Nets", "unet", 3 * compare_steps, v["batch"]),
             sample("comparison: x0 error, 3 x 6 steps (float32)", "unet", v["eval_images"], 18, v["eval_images"]),
-            sample(f"comparison: 3 x {nc:,} samples x {T} steps", "unet", nc, 3 * T, b, amp=amp),
+            sample(f"comparison: 3 x {nc:,} samples x {n_fid} steps", "unet", nc, 3 * n_fid, b, amp=amp),
             fid("comparison: Inception, 3 x samples", 3 * nc)]
 
 

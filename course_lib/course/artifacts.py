@@ -1,7 +1,8 @@
 """Trained models that later chapters reuse (the chapter 2 VAE, the chapter 3 U-Net, ...).
 
 An artifact is two files in ``<cache>/artifacts`` (``$COURSE_CACHE``, else ~/.cache/course_lib):
-    NAME.pt    {"state_dict": ..., "config": {...}}        (torch.save)
+    NAME.pt    {"state_dict": ..., "config": {...}, "extras": {...}}   (torch.save; extras: named tensors
+               kept with the weights, e.g. the sample grids of "samples over training")
     NAME.json  sha256 of NAME.pt, the config, and what produced it: profile, hardware, torch
                version, the function that trained it, training time, metrics, date
 Loading checks the SHA-256; a mismatch is an error, never a silent use. Saving over an artifact with other
@@ -52,8 +53,11 @@ def sha256_file(path: Path) -> str:
 def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profile: str, produced_by: str,
                   seconds: float | None = None, metrics: dict[str, float] | None = None,
                   history: list[tuple[int, float]] | None = None, directory: Path | None = None,
-                  half: bool = False, keep_previous: bool = True) -> Path:
-    """Saves ``model``'s weights (on the CPU) and ``config``; returns the path of NAME.pt. With ``half``,
+                  half: bool = False, keep_previous: bool = True,
+                  extras: dict[str, torch.Tensor] | None = None) -> Path:
+    """Saves ``model``'s weights (on the CPU), ``config`` and ``extras`` (named tensors that belong with the
+    weights, such as the samples of the EMA snapshots; loading returns them as ``meta["extras"]``); returns
+    the path of NAME.pt. With ``half``,
     floating-point weights are stored in float16 (half the size; loading casts them back to the model's
     dtype), for published files whose sampling is checked unchanged (scripts/publish_model.py). An existing
     NAME.pt with other weights is moved aside with its NAME.json (``set_aside``: NAME.<time>.pt), unless
@@ -63,8 +67,12 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
     weights = directory / f"{name}.pt"
     state = {k: v.detach().cpu().to(torch.float16) if half and v.is_floating_point() else v.detach().cpu()
              for k, v in model.state_dict().items()}
+    extras = dict(extras or {})
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in extras.items()):
+        raise TypeError(f"extras must map names to tensors, got {[(k, type(v).__name__) for k, v in extras.items()]}")
     buffer = io.BytesIO()  # serialised in memory: the bytes (and SHA-256) do not depend on a file name
-    torch.save({"state_dict": state, "config": config}, buffer)
+    torch.save({"state_dict": state, "config": config, "extras": {k: v.detach().cpu() for k, v in extras.items()}},
+               buffer)
     if keep_previous and weights.exists() and sha256_file(weights) != hashlib.sha256(buffer.getvalue()).hexdigest():
         set_aside(weights, directory / f"{name}.json", what=f"the earlier artifact {name}")
     tmp = weights.with_name(f"{weights.name}.{os.getpid()}.tmp")  # one per process: several may save at once
@@ -76,6 +84,7 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
         "hardware": describe_hardware(device), "torch": torch.__version__, "produced_by": produced_by,
         "train_seconds": seconds, "metrics": metrics or {}, "history": [list(h) for h in history or []],
         "storage": "float16" if half else "as trained", "created": _dt.date.today().isoformat(),
+        "extra_tensors": {k: [str(v.dtype).removeprefix("torch."), list(v.shape)] for k, v in extras.items()},
     }
     write_json_atomic(directory / f"{name}.json", meta)
     return weights
@@ -83,7 +92,8 @@ def save_artifact(name: str, model: nn.Module, config: dict[str, Any], *, profil
 
 def load_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module], *, directory: Path | None = None,
                   map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Returns (model built by ``build(config)`` with the saved weights, metadata). Raises ArtifactMissingError
+    """Returns (model built by ``build(config)`` with the saved weights, metadata); ``meta["extras"]`` holds the
+    tensors saved with the weights (an empty dict if none). Raises ArtifactMissingError
     if the files are missing, ArtifactError if the weights' SHA-256 differs from the one recorded."""
     directory = Path(directory or artifact_dir())
     weights, meta_path = directory / f"{name}.pt", directory / f"{name}.json"
@@ -105,7 +115,7 @@ def load_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module], *, di
     payload = torch.load(weights, map_location=map_location, weights_only=True)
     model = build(payload["config"])
     model.load_state_dict(payload["state_dict"])
-    return model.to(map_location).eval(), meta
+    return model.to(map_location).eval(), {**meta, "extras": payload.get("extras", {})}
 
 
 def read_meta(meta_path: Path) -> dict[str, Any]:

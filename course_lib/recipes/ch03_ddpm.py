@@ -5,6 +5,10 @@
     train_ddpm(recipe, images, ...)       trains one epsilon-prediction U-Net (DDPM's simple loss)
     chapter3_unet(profile, device)        load the saved chapter 3 U-Net, or train and save it
     sample_snapshots(snapshots, ...)      samples of the EMA snapshots kept while training (samples over training)
+    snapshot_extras(result, recipe)       those samples as tensors kept with the artifact (meta["extras"])
+    snapshot_fids(snapshots, ...)         FID of each EMA snapshot: the FID-over-training curve
+    compare_recipe(profile, schedule, target)   a comparison U-Net: the recipe at fewer steps, another schedule/target
+    comparison_unet(profile, schedule, target)  load that comparison U-Net, or train and save it
     MODELS                                name -> train-or-load function (scripts/train.py)
 """
 
@@ -17,8 +21,9 @@ import torch
 
 from ..course.profiles import Profile
 from ..data.cifar import image_batches, to_uint8
+from ..evaluation.fid import FIDReference, FIDResult, fid
 from ..models.unet import UNet, UNetConfig
-from ..process.diffusion import EpsilonLoss
+from ..process.diffusion import EpsilonLoss, PredictionLoss
 from ..process.schedules import make_schedule
 from ..samplers.ddim import ddim_sample, timesteps
 from ..training.loop import TrainResult, train
@@ -83,18 +88,95 @@ def sample_snapshots(snapshots: dict[int, dict[str, torch.Tensor]], config: UNet
     return out
 
 
+def snapshot_extras(result: TrainResult, recipe: dict[str, Any], num_images: int = 16,
+                    num_steps: int = 50) -> dict[str, torch.Tensor]:
+    """What the artifact keeps of a training's EMA snapshots, so that a chapter shows "samples over training"
+    without the snapshots' weights: ``snapshot_steps`` (S,), ``snapshot_seconds`` (S,) training seconds up to
+    each (NaN where not recorded) and ``snapshot_samples`` uint8 (S, num_images, 3, 32, 32) from
+    ``sample_snapshots`` (same noise for every row). Empty when the run kept no snapshots."""
+    if not result.snapshots:
+        return {}
+    device = next(result.ema.parameters()).device
+    samples = sample_snapshots(result.snapshots, result.ema.config, recipe, num_images, num_steps, device=device)
+    steps = sorted(samples)
+    return {"snapshot_steps": torch.tensor(steps),
+            "snapshot_seconds": torch.tensor([result.snapshot_seconds.get(s, float("nan")) for s in steps],
+                                             dtype=torch.float64),
+            "snapshot_samples": torch.stack([samples[s].cpu() for s in steps])}
+
+
+def snapshot_fids(snapshots: dict[int, dict[str, torch.Tensor]], config: UNetConfig, recipe: dict[str, Any],
+                  ref: FIDReference, *, num_samples: int = 500, num_steps: int = 50, batch: int = 250,
+                  bootstrap: int = 20, device: torch.device | str = "cpu", features=None) -> dict[int, FIDResult]:
+    """FID (with its bootstrap sd) of each EMA snapshot (step -> weights) against ``ref``:
+    ``num_samples`` DDIM samples per snapshot (``sample_snapshots``; the same noise for every snapshot), so the
+    points differ only by training. step -> FIDResult, in step order: the FID-over-training curve."""
+    out = {}
+    for step in sorted(snapshots):
+        samples = torch.cat([sample_snapshots({step: snapshots[step]}, config, recipe, min(batch, num_samples - i),
+                                              num_steps, seed=1000 + i, device=device)[step]
+                             for i in range(0, num_samples, batch)])
+        out[step] = fid(samples, ref.mu, ref.sigma, ref.name, ref_count=ref.num_images, bootstrap=bootstrap,
+                        features=features)
+    return out
+
+
 def _build_unet(config: dict[str, Any]) -> UNet:
     return UNet(UNetConfig(**_model_fields(config)))
 
 
 def chapter3_unet(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
-                  steps: int | None = None, checkpoint_path: str | Path | None = None) -> tuple[UNet, dict]:
+                  steps: int | None = None, checkpoint_path: str | Path | None = None,
+                  stand_in: bool = True) -> tuple[UNet, dict]:
     """The chapter 3 EMA U-Net for ``profile`` (epsilon prediction, the recipe's schedule): loaded from its
     artifact, else trained with ``train_ddpm`` on CIFAR-10's training set and saved (what chapter 4 calls).
-    ``steps`` and ``checkpoint_path`` as in ``chapter2_vae``."""
+    ``steps`` and ``checkpoint_path`` as in ``chapter2_vae``; with a checkpoint, the run keeps EMA snapshots
+    and the artifact their samples (``snapshot_extras``). ``stand_in=False`` (chapter 3 itself): train this
+    profile's model rather than load another profile's published one."""
     return _train_or_load(f"ch03_unet-{profile.name}", _build_unet, profile, device, retrain, ddpm_recipe, train_ddpm,
-                          steps, checkpoint_path, model_config_fn=unet_config)
+                          steps, checkpoint_path, model_config_fn=unet_config, extras_fn=snapshot_extras,
+                          stand_in=stand_in)
+
+
+# the comparison's (schedule, prediction target) pairs, by artifact base name
+VARIANTS = {"ch03_linear_eps": ("linear", "eps"), "ch03_cosine_eps": ("cosine", "eps"),
+            "ch03_cosine_v": ("cosine", "v")}
+
+
+def compare_recipe(profile: Profile, schedule: str, target: str) -> dict[str, Any]:
+    """A U-Net of chapter 3's comparison: the profile's recipe (same U-Net, batch, lr, seed) trained for
+    fewer steps with ``schedule`` ("linear" or "cosine") and prediction ``target`` ("eps" or "v"). Its EMA
+    decay is 1 - 8 / steps, so that the EMA keeps e^-8 (0.03%) of the random initialisation at the end
+    (the main recipe's decay would keep 37% of it after 2,000 steps: its samples would be noise)."""
+    steps = profile.choose(smoke=100, laptop=2_000, colab=2_000, full=40_000)
+    return {**ddpm_recipe(profile), "steps": steps, "ema_decay": 1 - 8 / steps, "schedule": schedule,
+            "target": target}
+
+
+def train_comparison(recipe: dict[str, Any], images: torch.Tensor, *, checkpoint_path=None) -> TrainResult:
+    """Trains a comparison U-Net (``compare_recipe``) with ``PredictionLoss`` on its schedule and target."""
+    loss = PredictionLoss(make_schedule(recipe["schedule"], recipe["num_steps"]), recipe["target"])
+    return train_ddpm(recipe, images, loss_fn=loss, checkpoint_path=checkpoint_path)
+
+
+def comparison_unet(profile: Profile, schedule: str, target: str, device: torch.device | str = "cpu",
+                    retrain: bool = False, *, steps: int | None = None,
+                    checkpoint_path: str | Path | None = None) -> tuple[UNet, dict]:
+    """The comparison U-Net for (``schedule``, ``target``) in ``profile`` (``compare_recipe``; it predicts
+    ``target``): loaded from its artifact ``ch03_<schedule>_<target>-<profile>``, else trained and saved."""
+    name = f"ch03_{schedule}_{target}"
+    if name not in VARIANTS:
+        raise ValueError(f"no comparison U-Net for schedule {schedule!r} and target {target!r}; "
+                         f"the comparison has {sorted(VARIANTS.values())}")
+    return _train_or_load(f"{name}-{profile.name}", _build_unet, profile, device, retrain,
+                          lambda p: compare_recipe(p, schedule, target), train_comparison, steps, checkpoint_path,
+                          model_config_fn=unet_config, stand_in=False)
+
+
+def _variant(name: str):
+    return lambda profile, device="cpu", retrain=False, **kw: comparison_unet(profile, *VARIANTS[name], device,
+                                                                              retrain, **kw)
 
 
 # Train-or-load functions by artifact base name (artifact NAME-PROFILE), for scripts/train.py.
-MODELS = {"ch03_unet": chapter3_unet}
+MODELS = {"ch03_unet": chapter3_unet, **{name: _variant(name) for name in VARIANTS}}

@@ -60,16 +60,16 @@ def load_if_saved(name: str, build, device, then: str, *, profile: str | None = 
 
 
 def load_or_stand_in(name: str, build, profile: Profile, device, then: str, *, recipe_fn,
-                     model_config_fn: Callable[[dict], Any] | None = None):
-    """Artifact ``name`` (cached, published, or downloaded), else the ``STAND_IN`` profile's published one
-    (saying so), else None after saying what is missing and what happens ``then``."""
+                     model_config_fn: Callable[[dict], Any] | None = None, stand_in: bool = True):
+    """Artifact ``name`` (cached, published, or downloaded), else (if ``stand_in``) the ``STAND_IN`` profile's
+    published one (saying so), else None after saying what is missing and what happens ``then``."""
     expected = model_config_fn(recipe_fn(profile)) if model_config_fn else None
     try:
         return load_if_saved(name, build, device, None, profile=profile.name, model_config=expected)
     except ArtifactMissingError as err:  # try a stand-in, else say so
         missing = _missing_text(name, err)
-    if stand_in := _published_stand_in(name, build, profile, device, recipe_fn, model_config_fn):
-        return stand_in
+    if stand_in and (other := _published_stand_in(name, build, profile, device, recipe_fn, model_config_fn)):
+        return other
     print(f"{missing}\n{then}")
     return None
 
@@ -140,17 +140,20 @@ def _model_fields(config: dict[str, Any]) -> dict[str, Any]:
 def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, recipe_fn, train_fn,
                    steps: int | None = None, checkpoint_path: str | Path | None = None, *, labels: bool = False,
                    metrics_fn: Callable[[nn.Module, dict], dict[str, float]] | None = None,
-                   model_config_fn: Callable[[dict], Any] | None = None):
+                   model_config_fn: Callable[[dict], Any] | None = None,
+                   extras_fn: Callable[[Any, dict], dict[str, Any]] | None = None, stand_in: bool = True):
     """Loads artifact ``name``; if it is missing (or ``retrain``), trains ``train_fn(recipe, images)``
     (``train_fn(recipe, images, labels)`` if ``labels``) on CIFAR-10's training set with ``recipe_fn(profile)``
     (its ``steps`` replaced if given; resuming from ``checkpoint_path`` if it exists), saves the EMA model
-    with ``metrics_fn(ema_model, recipe)`` if given, and loads it back.
+    with ``metrics_fn(ema_model, recipe)`` and the tensors ``extras_fn(train_result, recipe)`` if given (e.g.
+    the samples of the EMA snapshots), and loads it back. ``stand_in=False``: no other profile's published model
+    stands in for a missing one (the chapter that trains the model).
     A corrupted artifact is an error, never retrained over silently; so is one of another profile, or (with
     ``model_config_fn(recipe)``, the recipe's model config dataclass) of another model."""
     recipe = recipe_fn(profile)
     then = f"Training it now with {train_fn.__name__} ({profile.name} recipe)."
     if not retrain and (saved := load_or_stand_in(name, build, profile, device, then, recipe_fn=recipe_fn,
-                                                  model_config_fn=model_config_fn)):
+                                                  model_config_fn=model_config_fn, stand_in=stand_in)):
         return saved
     if steps is not None:
         recipe = {**recipe, "steps": steps}
@@ -164,6 +167,7 @@ def _train_or_load(name: str, build, profile: Profile, device, retrain: bool, re
         save_artifact(name, result.ema, config, profile=profile.name,
                       produced_by=f"{train_fn.__module__}.{train_fn.__name__}", seconds=result.total_seconds,
                       history=result.history,
-                      metrics=metrics_fn(result.ema, recipe) if metrics_fn else None)
+                      metrics=metrics_fn(result.ema, recipe) if metrics_fn else None,
+                      extras=extras_fn(result, recipe) if extras_fn else None)
     dist.barrier()  # the other ranks wait for the files
     return load_artifact(name, build, map_location=device)

@@ -235,3 +235,81 @@ def test_chapter6_ldm_also_takes_the_published_laptop_stand_in_in_colab(monkeypa
     model, meta = ch06_ldm.chapter6_ldm(get_profile("colab"))
     assert model is sentinel[0] and meta is sentinel[1]
     assert "using the published laptop one instead (a 2-core CPU, 2.0 h of training)" in capsys.readouterr().out
+
+
+def test_extras_are_kept_with_the_weights(tmp_path):
+    """Named tensors saved with an artifact (e.g. the samples of its training snapshots) load back as
+    meta["extras"], count in its checksum, and are listed in NAME.json; anything else is refused."""
+    model = nn.Linear(3, 2)
+    grid = torch.arange(24, dtype=torch.uint8).view(2, 3, 2, 2)
+    save_artifact("lin", model, {}, profile="smoke", produced_by="test", directory=tmp_path,
+                  extras={"snapshot_samples": grid})
+    _, meta = load_artifact("lin", lambda cfg: nn.Linear(3, 2), directory=tmp_path)
+    assert torch.equal(meta["extras"]["snapshot_samples"], grid)
+    record = json.loads((tmp_path / "lin.json").read_text())
+    assert record["extra_tensors"] == {"snapshot_samples": ["uint8", [2, 3, 2, 2]]}
+    save_artifact("plain", model, {}, profile="smoke", produced_by="test", directory=tmp_path)
+    assert load_artifact("plain", lambda cfg: nn.Linear(3, 2), directory=tmp_path)[1]["extras"] == {}
+    with pytest.raises(TypeError, match="extras must map names to tensors"):
+        save_artifact("bad", model, {}, profile="smoke", produced_by="test", directory=tmp_path,
+                      extras={"steps": [1, 2]})
+
+
+def test_chapter3_unet_keeps_samples_over_training(one_image_per_class, monkeypatch, tmp_path):
+    """With a checkpoint, chapter 3's train-or-load keeps the EMA snapshots' samples with the artifact (what the
+    chapter shows as "samples over training" without the snapshots' weights): one row per snapshot, each
+    the recipe's DDIM sampler on that snapshot from the same noise."""
+    tiny = dict(unet="tiny", schedule="linear", num_steps=1000, steps=28, batch=2, lr=1e-3, warmup=1,
+                ema_decay=0.9, train_images=None)
+    monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: tiny)
+    _, meta = ch03_ddpm.chapter3_unet(get_profile("smoke"), checkpoint_path=tmp_path / "ckpt.pt")
+    extras = meta["extras"]
+    assert extras["snapshot_steps"].tolist() == [2 * k for k in range(1, 15)]  # 14 snapshots, every 28 // 14
+    assert extras["snapshot_samples"].shape == (14, 16, 3, 32, 32)
+    assert extras["snapshot_samples"].dtype == torch.uint8
+    seconds = extras["snapshot_seconds"]
+    assert bool((seconds[1:] > seconds[:-1]).all()) and seconds[0] > 0
+    snapshots = torch.load(tmp_path / "ckpt.pt", weights_only=True)["snapshots"]
+    again = ch03_ddpm.sample_snapshots({4: snapshots[4]}, ch03_ddpm.unet_config(tiny), tiny)[4]
+    assert torch.equal(again, extras["snapshot_samples"][1])
+    # without a checkpoint no snapshots are kept, and nothing is made up
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "other_cache"))
+    assert ch03_ddpm.chapter3_unet(get_profile("smoke"))[1]["extras"] == {}
+
+
+def test_chapter3_trains_its_own_model_rather_than_a_stand_in(one_image_per_class, monkeypatch, capsys):
+    """Chapter 3 itself (stand_in=False) trains the colab model on a T4 even when the published laptop one
+    exists; a later chapter (the default) takes the stand-in."""
+    tiny = dict(unet="tiny", schedule="linear", num_steps=1000, steps=2, batch=2, lr=1e-3, warmup=1,
+                ema_decay=0.9, train_images=None)
+    monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: tiny)
+    ch03_ddpm.chapter3_unet(get_profile("laptop"))
+    assert ch03_ddpm.chapter3_unet(get_profile("colab"))[1]["profile"] == "laptop"
+    capsys.readouterr()
+    _, meta = ch03_ddpm.chapter3_unet(get_profile("colab"), stand_in=False)
+    assert meta["profile"] == "colab"
+    out = capsys.readouterr().out
+    assert "using the published laptop one" not in out and "Training it now with train_ddpm (colab recipe)" in out
+
+
+def test_comparison_unets_are_trained_or_loaded_like_the_main_model(one_image_per_class, monkeypatch):
+    """Chapter 3's comparison U-Nets: the recipe at the comparison's steps with their own schedule and
+    target, saved as ch03_<schedule>_<target>-<profile> (what scripts/train.py trains and publishes)."""
+    tiny = dict(unet="tiny", schedule="linear", num_steps=1000, steps=50, batch=2, lr=1e-3, warmup=1,
+                ema_decay=0.9, train_images=None)
+    monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: tiny)
+    recipe = ch03_ddpm.compare_recipe(get_profile("smoke"), "cosine", "v")
+    assert (recipe["steps"], recipe["schedule"], recipe["target"], recipe["batch"]) == (100, "cosine", "v", 2)
+    assert recipe["ema_decay"] == pytest.approx(0.92) and recipe["ema_decay"] ** recipe["steps"] < 1e-3
+    seen = []
+    real = ch03_ddpm.train_ddpm
+    monkeypatch.setattr(ch03_ddpm, "train_ddpm", lambda r, x, **k: seen.append((r, k["loss_fn"])) or real(
+        r, x, **{**k, "steps": 2}))
+    _, meta = ch03_ddpm.MODELS["ch03_cosine_v"](get_profile("smoke"))
+    (r, loss), = seen
+    assert meta["name"] == "ch03_cosine_v-smoke" and meta["config"]["recipe"]["target"] == "v"
+    assert (loss.target, r["schedule"]) == ("v", "cosine") and loss.schedule.alpha_bar[-1] < 1e-4
+    ch03_ddpm.comparison_unet(get_profile("smoke"), "cosine", "v")  # loaded: no second training
+    assert len(seen) == 1
+    with pytest.raises(ValueError, match="no comparison U-Net for schedule 'linear' and target 'v'"):
+        ch03_ddpm.comparison_unet(get_profile("smoke"), "linear", "v")

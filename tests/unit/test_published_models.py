@@ -114,3 +114,41 @@ def test_float16_storage_halves_the_file_and_rounds_only(tmp_path):
         torch.testing.assert_close(b, a.half().float() if a.is_floating_point() else a, rtol=0, atol=0, msg=k)
     assert script.sampling_difference(model, model, recipe) == 0
     assert script.sampling_difference(model, loaded, recipe) > 0  # measured and printed by the script
+
+
+def test_fid_over_training_scores_each_snapshot(tmp_path, monkeypatch):
+    """publish_model.py --fid-over-training: every EMA snapshot of the checkpoint scored with the same noise
+    and sampler, in step order, with the training hours up to it; a snapshot's FID is the FID of its
+    own samples (checked with a cheap stand-in feature network)."""
+    from course_lib.evaluation.fid import FIDReference
+
+    recipe = {"unet": "tiny", "schedule": "linear", "num_steps": 1000}
+    config = ch03_ddpm.unet_config(recipe)
+    torch.manual_seed(0)
+    weights = {step: {k: v.half() for k, v in perturbed(UNet(config), scale=0.05).state_dict().items()}
+               for step in (20, 10)}
+    features = lambda x, batch_size=250: x.float().mean(dim=(2, 3))  # (N, 3) colour means
+    ref = FIDReference("toy", torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64) * 100, 50)
+    fids = ch03_ddpm.snapshot_fids(weights, config, recipe, ref, num_samples=6, num_steps=2, batch=4,
+                                   bootstrap=3, features=features)
+    assert list(fids) == [10, 20] and all(r.num_samples == 6 and r.std is not None for r in fids.values())
+    samples = torch.cat([ch03_ddpm.sample_snapshots({10: weights[10]}, config, recipe, n, 2, seed=s)[10]
+                         for n, s in ((4, 1000), (2, 1004))])
+    from course_lib.evaluation.fid import fid
+    assert fids[10].value == fid(samples, ref.mu, ref.sigma, "toy", features=features).value
+    assert fids[10].value != fids[20].value
+
+    script = _publish_script()
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"snapshots": weights, "marks": {10: 360.0, 20: 720.0}}, ckpt)
+    monkeypatch.setattr(script, "load_cifar10", lambda split: type("D", (), {
+        "images": torch.zeros(5, 3, 32, 32, dtype=torch.uint8), "source_id": "toy"})())
+    monkeypatch.setattr(script, "reference_stats", lambda images, name, folder: ref)
+    monkeypatch.setattr(script, "snapshot_fids", lambda snaps, *a, **k: {
+        s: fids[s] for s in snaps})
+    curve = script.fid_over_training(ckpt, recipe, num_samples=6)
+    assert curve["steps"] == [10, 20] and curve["hours"] == [0.1, 0.2]
+    assert curve["fid"] == [fids[10].value, fids[20].value] and curve["samples"] == 6
+    torch.save({"snapshots": {}}, ckpt)
+    with pytest.raises(SystemExit, match="keeps no EMA snapshots"):
+        script.fid_over_training(ckpt, recipe, num_samples=6)
