@@ -25,7 +25,7 @@ from ..models.ldm import LatentDenoiser
 from ..models.mlp import MLPConfig, MLPDenoiser
 from ..models.unet import UNet
 from ..models.vae import VAE, VAEConfig
-from ..recipes.ch02_vae import vae_recipe
+from ..recipes.ch02_vae import sweep_recipe, vae_recipe
 from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe, unet_config
 from ..recipes.ch05_cfg import classifier_config, classifier_recipe, noisy_classifier_recipe
 from ..recipes.ch06_ldm import ldm_config, ldm_recipe
@@ -69,7 +69,7 @@ MODELS: dict[str, Callable[[int], tuple[Callable, tuple]]] = {
 # The chapters' P colab values (chapters/NN_*/NN_*.py, ``P = profile.choose(...)``), as far as the plans use them.
 CHAPTER_P: dict[int, dict[str, Any]] = {
     1: dict(steps=20_000, batch=1024),
-    2: dict(sweep_steps=3_000, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
+    2: dict(live_steps=300, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
     3: dict(live_steps=200, snapshot_images=16, fid_samples=1_000, fid_steps=100, fid_reference=10_000,
             sample_batch=500, compare_fid_samples=250, eval_images=1_000),
     4: dict(step_counts=(10, 20, 50, 100), fid_samples=1_000, fid_reference=10_000, sample_batch=500,
@@ -113,9 +113,11 @@ def ch01(**changes) -> list[Item]:
 def ch02(**changes) -> list[Item]:
     v = _v(2, vae_recipe(COLAB), changes)
     n_eval, n_fid, amp = v["eval_images"], v["fid_samples"], v["amp"]
-    return [train("VAE", "vae", v["steps"], v["batch"]),
-            train("sweep: 3 betas", "vae", 3 * v["sweep_steps"], v["batch"]),
-            train("sweep: 4x16x16 latents", "vae_16x16", v["sweep_steps"], v["batch"]),
+    sweep_steps = sweep_recipe(COLAB, "ch02_sweep_beta1")["steps"]
+    return [train("VAE: the first steps, live", "vae", v["live_steps"], v["batch"]),
+            train("VAE: the full run", "vae", v["steps"], v["batch"]),
+            train("sweep: 3 betas", "vae", 3 * sweep_steps, v["batch"]),
+            train("sweep: 4x16x16 latents", "vae_16x16", sweep_steps, v["batch"]),
             sample("reconstructions + bits/dim of the test images", "vae", 2 * n_eval, 1, 500, amp=amp),
             sample("sweep: rate and distortion, 4 models", "vae", 8 * n_eval, 1, 500, amp=amp),
             sample("FID: prior samples and reconstructions", "vae", n_fid, 2, 500, amp=amp),

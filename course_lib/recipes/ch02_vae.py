@@ -3,6 +3,8 @@
     vae_recipe(profile)                   the chapter 2 VAE's sizes and schedule
     train_vae(recipe, images, ...)        trains one VAE with the shared training loop
     chapter2_vae(profile, device)         load the saved chapter 2 VAE, or train and save it
+    sweep_recipe(profile, name)           a VAE of the rate-distortion sweep (SWEEP: beta, latent shape)
+    sweep_vae(profile, name, device)      load that sweep VAE, or train and save it
     MODELS                                name -> train-or-load function (scripts/train.py)
 """
 
@@ -58,13 +60,51 @@ def _build_vae(config: dict[str, Any]) -> VAE:
 
 
 def chapter2_vae(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
-                 steps: int | None = None, checkpoint_path: str | Path | None = None) -> tuple[VAE, dict]:
+                 steps: int | None = None, checkpoint_path: str | Path | None = None,
+                 stand_in: bool = True) -> tuple[VAE, dict]:
     """The chapter 2 VAE for ``profile``: loaded from its artifact, else trained with ``train_vae`` on
     CIFAR-10's training set and saved (what chapter 6 calls). ``steps`` replaces the recipe's (tests);
-    ``checkpoint_path``: resume from it and save to it."""
+    ``checkpoint_path``: resume from it and save to it. ``stand_in=False`` (chapter 2 itself): train this
+    profile's VAE rather than load another profile's published one."""
     return _train_or_load(f"ch02_vae-{profile.name}", _build_vae, profile, device, retrain, vae_recipe, train_vae,
-                          steps, checkpoint_path, model_config_fn=lambda r: VAEConfig(**r["model"]))
+                          steps, checkpoint_path, model_config_fn=_vae_config, stand_in=stand_in)
+
+
+# the rate-distortion sweep's VAEs, by artifact base name: (beta, changes to the recipe's VAE)
+SWEEP = {"ch02_sweep_beta0.1": (0.1, {}), "ch02_sweep_beta1": (1.0, {}), "ch02_sweep_beta10": (10.0, {}),
+         "ch02_sweep_beta1_16x16": (1.0, {"channel_mult": (1, 2)})}
+
+
+def sweep_recipe(profile: Profile, name: str) -> dict[str, Any]:
+    """A VAE of chapter 2's sweep (``SWEEP[name]``): the profile's recipe with another beta or latent shape,
+    trained for fewer steps, all of them the same number. Its EMA decay is 1 - 8 / steps, so that the EMA
+    keeps e^-8 (0.03%) of the random initialisation at the end."""
+    if name not in SWEEP:
+        raise ValueError(f"no sweep VAE named {name!r}; the sweep has {sorted(SWEEP)}")
+    beta, changes = SWEEP[name]
+    recipe = vae_recipe(profile)
+    steps = profile.choose(smoke=50, laptop=2_000, colab=3_000, full=8_000)
+    return {**recipe, "model": {**recipe["model"], **changes}, "beta": beta, "steps": steps,
+            "ema_decay": 1 - 8 / steps}
+
+
+def sweep_vae(profile: Profile, name: str, device: torch.device | str = "cpu", retrain: bool = False, *,
+              steps: int | None = None, checkpoint_path: str | Path | None = None) -> tuple[VAE, dict]:
+    """The sweep VAE ``name`` (``sweep_recipe``) for ``profile``: loaded from its artifact, else trained with
+    ``train_vae`` and saved."""
+    recipe_fn = lambda p: sweep_recipe(p, name)  # noqa: E731 (checks the name before any work)
+    recipe_fn(profile)
+    return _train_or_load(f"{name}-{profile.name}", _build_vae, profile, device, retrain, recipe_fn, train_vae,
+                          steps, checkpoint_path, model_config_fn=_vae_config, stand_in=False)
+
+
+def _vae_config(recipe: dict[str, Any]) -> VAEConfig:
+    return VAEConfig(**recipe["model"])
+
+
+def _sweep(name: str):
+    return lambda profile, device="cpu", retrain=False, **kw: sweep_vae(profile, name, device, retrain, **kw)
 
 
 # Train-or-load functions by artifact base name (artifact NAME-PROFILE), for scripts/train.py.
-MODELS = {"ch02_vae": chapter2_vae}
+MODELS = {"ch02_vae": chapter2_vae, **{name: _sweep(name) for name in SWEEP}}

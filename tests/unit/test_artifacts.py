@@ -313,3 +313,23 @@ def test_comparison_unets_are_trained_or_loaded_like_the_main_model(one_image_pe
     assert len(seen) == 1
     with pytest.raises(ValueError, match="no comparison U-Net for schedule 'linear' and target 'v'"):
         ch03_ddpm.comparison_unet(get_profile("smoke"), "linear", "v")
+
+
+def test_the_vae_sweep_is_trained_or_loaded_like_the_main_vae(one_image_per_class, monkeypatch):
+    """Chapter 2's sweep VAEs: the recipe with their own beta or latent shape, all at the sweep's steps, saved
+    as their own artifacts (what scripts/train.py trains and publishes); an unknown name is refused."""
+    tiny = {**TINY_VAE, "model": {**TINY_VAE["model"], "channel_mult": (1, 2, 2)}}  # 4x8x8 latents
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: tiny)
+    recipe = ch02_vae.sweep_recipe(get_profile("smoke"), "ch02_sweep_beta1_16x16")
+    assert (recipe["beta"], recipe["steps"], recipe["model"]["channel_mult"]) == (1.0, 50, (1, 2))
+    assert recipe["ema_decay"] ** recipe["steps"] < 1e-3
+    assert ch02_vae.sweep_recipe(get_profile("laptop"), "ch02_sweep_beta10")["beta"] == 10.0
+    vae, meta = ch02_vae.MODELS["ch02_sweep_beta0.1"](get_profile("smoke"), steps=2)
+    assert meta["name"] == "ch02_sweep_beta0.1-smoke" and meta["config"]["recipe"]["beta"] == 0.1
+    assert vae.config.latent_shape() == (4, 8, 8)
+    big, _ = ch02_vae.sweep_vae(get_profile("smoke"), "ch02_sweep_beta1_16x16", steps=2)
+    assert big.config.latent_shape() == (4, 16, 16)
+    assert_loads_without_training(monkeypatch, ch02_vae, "train_vae",
+                                  lambda: ch02_vae.sweep_vae(get_profile("smoke"), "ch02_sweep_beta0.1"), vae)
+    with pytest.raises(ValueError, match="no sweep VAE named 'ch02_sweep_beta2'"):
+        ch02_vae.sweep_vae(get_profile("smoke"), "ch02_sweep_beta2")
