@@ -58,7 +58,7 @@ from matplotlib.ticker import FormatStrFormatter
 import course_lib
 from course_lib.course.paths import cache_dir
 from course_lib.data import load_cifar10, to_float, to_uint8
-from course_lib.process.diffusion import eps_to_x0, gather
+from course_lib.process.diffusion import eps_to_x0
 from course_lib.samplers.ddim import (ddim_invert, ddim_sample, ddim_sigma,
                                       slerp, timesteps)
 from course_lib.evaluation.fid import fid, reference_stats
@@ -79,37 +79,51 @@ device = course_lib.default_device()
 # chapter 3's model and schedule (course_lib.recipes.ch03_ddpm)
 recipe = ddpm_recipe(profile)
 # this chapter's sampling and evaluation sizes, per profile
+EVEN = ("DDIM, eta = 0", "DDIM, eta = 1", "Euler", "Heun", "DPM-Solver++(2M)")
+KARRAS = ("Heun, Karras", "Euler, Karras", "DPM-Solver++(2M), Karras")
 P = profile.choose(
-    smoke=dict(step_counts=(10, 20, 50), fid_samples=8, fid_reference=100,
-               sample_batch=32, show_images=8,
+    # grid, edm_grid: sampler -> the step counts whose FID is measured
+    smoke=dict(grid={k: (10, 20, 50) for k in EVEN}, fid_samples=8,
+               fid_reference=100, sample_batch=32, show_images=8,
                invert_images=8, invert_steps=(10, 50),
-               edm_steps=(5, 10, 18), sweep_steps=10, sweep_samples=8,
-               rhos=(1, 3, 7), churns=(0, 1, 2, 4), bootstrap=20),
-    # laptop: provisional until chapter 3's laptop model is published
-    laptop=dict(step_counts=(10, 20, 50, 100), fid_samples=500,
-                fid_reference=10_000, sample_batch=250, show_images=8,
-                invert_images=64, invert_steps=(10, 50, 100),
-                edm_steps=(5, 10, 18), sweep_steps=10, sweep_samples=500,
-                rhos=(1, 3, 7), churns=(0, 1, 2, 4), bootstrap=200),
-    colab=dict(step_counts=(10, 20, 50, 100), fid_samples=1_000,
-               fid_reference=10_000, sample_batch=500,
+               edm_grid={k: (5, 10, 18) for k in KARRAS}, sweep_steps=10,
+               sweep_samples=8, rhos=(1, 3, 7), churns=(0, 1, 2, 4),
+               bootstrap=4),  # each resampling costs 0.3 s of CPU
+    # laptop: what fits 30 minutes on 2 CPU cores (the U-Net's forward pass
+    # runs at about 115 images/s, an FID of 500 samples needs a minute of
+    # Inception features): the targets' points and EDM's two best solvers
+    laptop=dict(grid={"DDIM, eta = 0": (10, 50, 100),
+                      "DPM-Solver++(2M)": (10,)},
+                fid_samples=500, fid_reference=10_000, sample_batch=250,
+                show_images=8, invert_images=32, invert_steps=(10, 50, 100),
+                edm_grid={"Heun, Karras": (10,),
+                          "DPM-Solver++(2M), Karras": (10,)},
+                sweep_steps=10, sweep_samples=500, rhos=(), churns=(),
+                bootstrap=200),
+    colab=dict(grid={"DDIM, eta = 0": (10, 20, 50, 100),
+                     "DDIM, eta = 1": (10, 20, 50, 100),
+                     "Euler": (10, 20, 50, 100), "Heun": (10, 20, 50, 100),
+                     "DPM-Solver++(2M)": (10, 20, 50, 100)},
+               fid_samples=1_000, fid_reference=10_000, sample_batch=500,
                show_images=8, invert_images=64, invert_steps=(10, 50, 200),
-               edm_steps=(5, 10, 18), sweep_steps=10, sweep_samples=1_000,
-               rhos=(1, 3, 7), churns=(0, 1, 2, 4), bootstrap=200),
-    full=dict(step_counts=(10, 20, 50, 100, 1000), fid_samples=5_000,
-              fid_reference=10_000, sample_batch=1_000,
+               edm_grid={"Heun, Karras": (5, 10, 18),
+                         "Euler, Karras": (5, 10, 18),
+                         "DPM-Solver++(2M), Karras": (5, 10, 18)},
+               sweep_steps=10, sweep_samples=1_000, rhos=(1, 3, 7),
+               churns=(0, 1, 2, 4), bootstrap=200),
+    full=dict(grid={k: (10, 20, 50, 100, 1000) for k in EVEN},
+              fid_samples=5_000, fid_reference=10_000, sample_batch=1_000,
               show_images=8, invert_images=256, invert_steps=(10, 50, 200),
-              edm_steps=(5, 10, 18, 50), sweep_steps=18, sweep_samples=5_000,
-              rhos=(1, 3, 7, 12), churns=(0, 2, 4, 8),
+              edm_grid={k: (5, 10, 18, 50) for k in KARRAS}, sweep_steps=18,
+              sweep_samples=5_000, rhos=(1, 3, 7, 12), churns=(0, 2, 4, 8),
               bootstrap=200),
 )
 course_lib.show_setup("4 · DDIM and fast samplers", {
     "model": f"chapter 3's EMA U-Net '{recipe['unet']}' "
              f"({recipe['schedule']} schedule, T = {recipe['num_steps']}), "
              "loaded as an artifact (trained again if missing)",
-    "samplers": "DDIM (eta = 0 and 1), Euler, Heun, DPM-Solver++(2M); "
-                "EDM's Heun, Euler and DPM-Solver++(2M) on Karras sigmas",
-    "steps": ", ".join(map(str, P["step_counts"])),
+    "FID points": "; ".join(f"{k} {v}" for k, v in
+                            {**P["grid"], **P["edm_grid"]}.items()),
     "FID": f"{P['fid_samples']:,} samples per sampler and step count "
            f"against {P['fid_reference']:,} test images",
 }, profile, device)
@@ -246,7 +260,7 @@ print("the 10 steps of timesteps(1000, 10):", timesteps(T, 10).tolist())
 # %%
 x_T_show = torch.randn(P["show_images"], 3, 32, 32,
                        generator=torch.Generator().manual_seed(7)).to(device)
-slider_counts = sorted({*P["step_counts"], 5, 1000})
+slider_counts = sorted({n for c in P["grid"].values() for n in c} | {5, 1000})
 frames, labels = [], []
 for n in slider_counts:
     t0 = time.perf_counter()
@@ -313,7 +327,9 @@ print("a deterministic DDIM step == an Euler step of the probability-flow ODE")
 # %% [markdown]
 # ## FID against the number of network evaluations
 #
-# Every sampler, every step count, the same model. Each sampler uses its own usual timesteps
+# The samplers at several step counts, the same model and the same starting noise (which points
+# a profile measures is its `grid`, printed in the set-up cell: on 2 CPU cores the `laptop` page
+# measures the points that the questions below need). Each sampler uses its own usual timesteps
 # (DDIM: "leading", as in its paper; the ODE solvers: diffusers' defaults) and is checked
 # against the corresponding diffusers scheduler, step for step in float64, by the course's
 # tests. The cost that matters is the number of function evaluations (NFE) of the network:
@@ -349,7 +365,7 @@ ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
 n_fid, batch = P["fid_samples"], P["sample_batch"]
 results = {}
 for name, (run, nfe) in samplers.items():
-    for n in P["step_counts"]:
+    for n in P["grid"].get(name, ()):
         t0 = time.perf_counter()
         g = torch.Generator(device).manual_seed(0)
         x = torch.cat([
@@ -360,19 +376,40 @@ for name, (run, nfe) in samplers.items():
             for i in range(0, n_fid, batch)]).clamp(-1, 1)
         seconds = time.perf_counter() - t0
         score = fid(to_uint8(x), ref.mu, ref.sigma,
-                    f"{test_data.source_id} test", ref_count=ref.num_images)
-        results[name, n] = dict(fid=score.value, nfe=nfe(n), seconds=seconds)
-print(f"FID of {n_fid:,} samples each against {ref.num_images:,} "
-      f"{test_data.source_id} test images "
-      f"({P['sample_batch']} per batch on {device}); "
-      "sampling seconds in brackets")
-print(f"{'sampler':<18}"
-      + "".join(f"{n:>16} steps" for n in P["step_counts"]))
-for name in samplers:
-    print(f"{name:<18}"
-          + "".join(f"{results[name, n]['fid']:>12.2f} "
-                    f"({results[name, n]['seconds']:>5.1f})"
-                    for n in P["step_counts"]))
+                    f"{test_data.source_id} test", ref_count=ref.num_images,
+                    bootstrap=P["bootstrap"])
+        results[name, n] = dict(fid=score.value, std=score.std, nfe=nfe(n),
+                                seconds=seconds)
+print(f"FID ± bootstrap sd of {n_fid:,} samples each against "
+      f"{ref.num_images:,} {test_data.source_id} test images "
+      f"({P['sample_batch']} per batch on {device})")
+print(f"{'sampler':<18}{'steps':>6}{'NFE':>5}{'FID':>9}{'sd':>7}"
+      f"{'seconds':>9}")
+for name, n in results:
+    r = results[name, n]
+    print(f"{name:<18}{n:>6}{r['nfe']:>5}{r['fid']:>9.2f}{r['std']:>7.2f}"
+          f"{r['seconds']:>9.1f}")
+
+# %% [markdown]
+# Two questions the table answers, where the profile measures their points: does a
+# second-order solver at 10 steps match DDIM at 100, and is DDIM at 10 steps really worse than at
+# 50, by more than the FIDs' own noise (twice the bootstrap standard deviation)?
+
+# %%
+def fid_pm(name, n):
+    return f"{results[name, n]['fid']:.2f} ± {results[name, n]['std']:.2f}"
+
+
+if {("DDIM, eta = 0", 100), ("DPM-Solver++(2M)", 10)} <= set(results):
+    ratio = (results["DPM-Solver++(2M)", 10]["fid"]
+             / results["DDIM, eta = 0", 100]["fid"])
+    print(f"DPM-Solver++(2M), 10 steps: FID {fid_pm('DPM-Solver++(2M)', 10)}"
+          f"; DDIM, 100 steps: {fid_pm('DDIM, eta = 0', 100)}; "
+          f"ratio {ratio:.3f}")
+if {("DDIM, eta = 0", 10), ("DDIM, eta = 0", 50)} <= set(results):
+    a, b = results["DDIM, eta = 0", 10], results["DDIM, eta = 0", 50]
+    print(f"DDIM 10 steps minus 50 steps: {a['fid'] - b['fid']:+.2f} FID; "
+          f"twice the larger bootstrap sd: {2 * max(a['std'], b['std']):.2f}")
 
 # %% [markdown]
 # The DDIM paper's CIFAR-10 numbers, for reference (Table 1 of {cite:t}`song2021ddim`: DDPM's
@@ -393,8 +430,11 @@ ddim_paper = {
     "DDIM, eta = 1": {10: 41.07, 20: 18.36, 50: 8.01, 100: 5.78, 1000: 4.73}}
 fig, ax = plt.subplots(figsize=(7, 4))
 for k, name in enumerate(samplers):
-    ax.plot([results[name, n]["nfe"] for n in P["step_counts"]],
-            [results[name, n]["fid"] for n in P["step_counts"]],
+    counts = P["grid"].get(name, ())
+    if not counts:  # not measured in this profile
+        continue
+    ax.plot([results[name, n]["nfe"] for n in counts],
+            [results[name, n]["fid"] for n in counts],
             marker="o", color=f"C{k}", label=f"{name} (ours, {profile.name})")
     if name in ddim_paper:
         steps_ref = sorted(ddim_paper[name])
@@ -617,31 +657,36 @@ def fid_of(run, n, samples, bootstrap=0):
 
 
 for name, (run, nfe) in edm_samplers.items():
-    for n in P["edm_steps"]:
-        score, seconds = fid_of(run, n, n_fid)
-        results[name, n] = dict(fid=score.value, nfe=nfe(n), seconds=seconds)
+    for n in P["edm_grid"].get(name, ()):
+        score, seconds = fid_of(run, n, n_fid, bootstrap=P["bootstrap"])
+        results[name, n] = dict(fid=score.value, std=score.std, nfe=nfe(n),
+                                seconds=seconds)
+grids = {**P["grid"], **P["edm_grid"]}
 fig, ax = plt.subplots(figsize=(7, 4))
 for k, name in enumerate([*edm_samplers, "DDIM, eta = 0",
                           "DPM-Solver++(2M)"]):
-    counts = P["edm_steps"] if name in edm_samplers else P["step_counts"]
+    counts = grids.get(name, ())
+    if not counts:  # not measured in this profile
+        continue
     ax.plot([results[name, n]["nfe"] for n in counts],
             [results[name, n]["fid"] for n in counts], marker="o",
             ls="-" if name in edm_samplers else "--", color=f"C{k}",
             label=name if name in edm_samplers else f"{name} (even steps)")
 ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
-       ylabel="FID", title=f"the same model, five samplers ({n_fid:,} "
+       ylabel="FID", title=f"the same model, several samplers ({n_fid:,} "
                            f"samples per point, {profile.name})")
 for axis in (ax.xaxis, ax.yaxis):  # plain numbers on the log axes
     axis.set_major_formatter(FormatStrFormatter("%g"))
     axis.set_minor_formatter(FormatStrFormatter("%g"))
 ax.legend(fontsize=8)
 plt.show()
-print(f"{'sampler':<26}{'steps':>6}{'NFE':>5}{'FID':>9}{'seconds':>9}")
+print(f"{'sampler':<26}{'steps':>6}{'NFE':>5}{'FID':>9}{'sd':>7}"
+      f"{'seconds':>9}")
 for name in edm_samplers:
-    for n in P["edm_steps"]:
+    for n in P["edm_grid"].get(name, ()):
         r = results[name, n]
         print(f"{name:<26}{n:>6}{r['nfe']:>5}{r['fid']:>9.2f}"
-              f"{r['seconds']:>9.1f}")
+              f"{r['std']:>7.2f}{r['seconds']:>9.1f}")
 
 # %% [markdown]
 # **How much noise, and where.** Two knobs, each measured at a fixed budget
@@ -670,17 +715,21 @@ for churn in P["churns"]:
             denoiser, karras(n)[0] * z, karras(n), S_churn=churn,
             S_tmin=0.01, S_tmax=1.0, S_noise=1.007, generator=g),
         n_sweep, sweep_samples, bootstrap=P["bootstrap"])
-fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
-for ax, knob, label in [(axes[0], "rho", "rho"),
-                        (axes[1], "churn", "S_churn")]:
-    values = [v for k, v in sweeps if k == knob]
-    scores = [sweeps[knob, v][0] for v in values]
-    ax.errorbar(values, [s.value for s in scores],
-                yerr=[s.std for s in scores], marker="o", capsize=3)
-    ax.set(xlabel=label, title=f"Heun, {n_sweep} steps "
-                               f"({2 * n_sweep - 1} NFE)")
-axes[0].set_ylabel(f"FID ({sweep_samples:,} samples, ± bootstrap sd)")
-plt.show()
+if sweeps:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
+    for ax, knob, label in [(axes[0], "rho", "rho"),
+                            (axes[1], "churn", "S_churn")]:
+        values = [v for k, v in sweeps if k == knob]
+        scores = [sweeps[knob, v][0] for v in values]
+        ax.errorbar(values, [s.value for s in scores],
+                    yerr=[s.std for s in scores], marker="o", capsize=3)
+        ax.set(xlabel=label, title=f"Heun, {n_sweep} steps "
+                                   f"({2 * n_sweep - 1} NFE)")
+    axes[0].set_ylabel(f"FID ({sweep_samples:,} samples, ± bootstrap sd)")
+    plt.show()
+else:
+    print(f"No rho or churn sweep in the {profile.name} profile: their "
+          f"{sweep_samples:,}-sample FIDs do not fit its time budget.")
 for (knob, v), (score, _) in sweeps.items():
     gamma = (f" (gamma = {min(v / n_sweep, 2**0.5 - 1):.3f})"
              if knob == "churn" else "")
@@ -823,19 +872,19 @@ paper_key = lambda name, n: ({"paper": f"ddim_cifar10_fid_{n}"}
                              and n in ddim_paper[name] else {})
 report({
     **{f"fid_{slug[name]}_{n}": {
-           "value": results[name, n]["fid"], "samples": n_fid,
-           "sampling_steps": results[name, n]["nfe"],
+           "value": results[name, n]["fid"], "std": results[name, n]["std"],
+           "samples": n_fid, "sampling_steps": results[name, n]["nfe"],
            "reference": f"{test_data.source_id} test, "
                         f"{ref.num_images:,} images",
            "description": f"{name}, {n} steps", **paper_key(name, n)}
-       for name in samplers for n in P["step_counts"]},
+       for name in samplers for n in P["grid"].get(name, ())},
     **{f"fid_{slug[name]}_{n}": {
-           "value": results[name, n]["fid"], "samples": n_fid,
-           "sampling_steps": results[name, n]["nfe"],
+           "value": results[name, n]["fid"], "std": results[name, n]["std"],
+           "samples": n_fid, "sampling_steps": results[name, n]["nfe"],
            "reference": f"{test_data.source_id} test, "
                         f"{ref.num_images:,} images",
            "description": f"{name}, {n} steps"}
-       for name in edm_samplers for n in P["edm_steps"]},
+       for name in edm_samplers for n in P["edm_grid"].get(name, ())},
     **{f"inversion_psnr_{n}": {
            "value": inv["psnr"], "unit": "dB", "samples": P["invert_images"],
            "sampling_steps": 2 * n,

@@ -72,9 +72,12 @@ CHAPTER_P: dict[int, dict[str, Any]] = {
     2: dict(live_steps=300, eval_images=10_000, fid_samples=5_000, fid_reference=10_000),
     3: dict(live_steps=200, snapshot_images=16, fid_samples=1_000, fid_steps=100, fid_reference=10_000,
             sample_batch=500, compare_fid_samples=250, eval_images=1_000),
-    4: dict(step_counts=(10, 20, 50, 100), fid_samples=1_000, fid_reference=10_000, sample_batch=500,
-            show_images=8, invert_images=64, invert_steps=(10, 50, 200), edm_steps=(5, 10, 18), sweep_steps=10,
-            sweep_samples=1_000, rhos=(1, 3, 7), churns=(0, 1, 2, 4)),
+    4: dict(grid={k: (10, 20, 50, 100) for k in ("DDIM, eta = 0", "DDIM, eta = 1", "Euler", "Heun",
+                                                  "DPM-Solver++(2M)")},
+            fid_samples=1_000, fid_reference=10_000, sample_batch=500, show_images=8, invert_images=64,
+            invert_steps=(10, 50, 200),
+            edm_grid={k: (5, 10, 18) for k in ("Heun, Karras", "Euler, Karras", "DPM-Solver++(2M), Karras")},
+            sweep_steps=10, sweep_samples=1_000, rhos=(1, 3, 7), churns=(0, 1, 2, 4)),
     5: dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50, fid_reference=10_000,
             sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
     6: dict(sampling_steps=50, samples_per_colour=64, budget_seconds=600, fid_samples=2_000, fid_reference=10_000),
@@ -144,17 +147,20 @@ def ch03(**changes) -> list[Item]:
 
 def ch04(**changes) -> list[Item]:
     v = _v(4, ddpm_recipe(COLAB), changes)
-    n, amp, counts = v["fid_samples"], v["amp"], v["step_counts"]
-    nfe = 4 * sum(counts) + sum(2 * k - 1 for k in counts)  # DDIM x 2, Euler, DPM-Solver++: k; Heun: 2k - 1
-    slider = sum(sorted({*counts, 5, 1000}))
+    n, amp, grid, edm = v["fid_samples"], v["amp"], v["grid"], v["edm_grid"]
+    heun = lambda name, k: 2 * k - 1 if name.startswith("Heun") else k  # noqa: E731 (Heun: 2k - 1 NFE)
+    nfe = sum(heun(name, k) for name, counts in grid.items() for k in counts)
+    edm_nfe = sum(heun(name, k) for name, counts in edm.items() for k in counts)
+    points, edm_points = sum(map(len, grid.values())), sum(map(len, edm.values()))
+    slider = sum(sorted({k for counts in grid.values() for k in counts} | {5, 1000}))
     return [train("chapter 3's U-Net (loaded)", "unet", v["steps"], v["batch"], counted=False),
             sample("step-count slider and eta rows", "unet", v["show_images"], slider + 4 * 50, 8, amp=amp),
-            sample(f"FID: 5 samplers x {counts} steps ({nfe} NFE per image)", "unet", n, nfe, v["sample_batch"],
-                   amp=amp),
-            fid("FID: Inception, reference + 20 x samples", v["fid_reference"] + 20 * n),
-            sample(f"EDM: Heun, Euler, DPM-Solver++ x {v['edm_steps']} Karras steps", "unet", n,
-                   sum(2 * k - 1 + 2 * k for k in v["edm_steps"]), v["sample_batch"], amp=amp),
-            fid("EDM: Inception, 3 x samples", 3 * len(v["edm_steps"]) * n),
+            sample(f"FID: {points} sampler and step-count points ({nfe} NFE per image)", "unet", n, nfe,
+                   v["sample_batch"], amp=amp),
+            fid(f"FID: Inception, reference + {points} x samples", v["fid_reference"] + points * n),
+            sample(f"EDM: {edm_points} points on Karras steps ({edm_nfe} NFE per image)", "unet", n, edm_nfe,
+                   v["sample_batch"], amp=amp),
+            fid(f"EDM: Inception, {edm_points} x samples", edm_points * n),
             sample("EDM sweeps: rho and churn, Heun", "unet", v["sweep_samples"],
                    (len(v["rhos"]) + len(v["churns"])) * (2 * v["sweep_steps"] - 1), v["sample_batch"], amp=amp),
             fid("EDM sweeps: Inception", (len(v["rhos"]) + len(v["churns"])) * v["sweep_samples"]),
