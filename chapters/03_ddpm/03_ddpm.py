@@ -713,8 +713,11 @@ show_jpeg()
 # How to read this on your profile. In `smoke` the models have seen a few thousand images for a
 # few minutes and the FIDs of a handful of samples are dominated by noise: only the left panel's
 # error curves carry signal (the $v$ model's implied image is at least as good as the $\epsilon$
-# models' at the noisy end, where an $\epsilon$ error is amplified most). On a GPU profile, the
-# FIDs use thousands of samples and the differences are the ones Improved DDPM reports: the
+# models' at the noisy end, where an $\epsilon$ error is amplified most). In `laptop` each model
+# has seen 2,000 batches of the full training set and each FID has 500 samples with its
+# bootstrap standard deviation (the error bars): a difference smaller than about twice that is
+# noise. On a GPU profile, the FIDs use more samples and longer trainings, and the differences
+# are the ones Improved DDPM reports: the
 # cosine schedule helps most at low resolution such as 32x32, and $v$ prediction matters most
 # where the terminal SNR is low (and is required for SNR zero, {cite:t}`lin2024flawed`).
 
