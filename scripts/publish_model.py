@@ -39,22 +39,24 @@ from course_lib.process.schedules import make_schedule  # noqa: E402
 from course_lib.course.paths import cache_dir  # noqa: E402
 from course_lib.data import load_cifar10  # noqa: E402
 from course_lib.evaluation.fid import reference_stats  # noqa: E402
-from course_lib.recipes.ch03_ddpm import _build_unet, snapshot_fids, unet_config  # noqa: E402
+from course_lib.recipes.ch03_ddpm import VARIANTS, _build_unet, snapshot_fids, unet_config  # noqa: E402
 from course_lib.samplers.ddim import ddim_sample, timesteps  # noqa: E402
 
 BUDGET_BYTES = 150 * 10**6
 # artifact base name -> its build function, for the models whose float16 storage is checked by sampling
-HALF_CHECKS = {"ch03_unet": _build_unet}
+HALF_CHECKS = {"ch03_unet": _build_unet, **{name: _build_unet for name in VARIANTS}}
 
 
 @torch.no_grad()
 def sampling_difference(model_fp32: torch.nn.Module, model_half: torch.nn.Module, recipe: dict) -> float:
-    """Max |difference| of 16 DDIM samples (20 steps, eta 0, same noise) of the two models, in [-1, 1]."""
+    """Max |difference| of 16 DDIM samples (20 steps, eta 0, same noise) of the two models, in [-1, 1]; the
+    models predict the recipe's ``target`` (epsilon if it names none)."""
     schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
     steps = timesteps(recipe["num_steps"], 20, "trailing")
     noise = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    a = ddim_sample(model_fp32, schedule, noise, steps).clamp(-1, 1)
-    b = ddim_sample(model_half, schedule, noise, steps).clamp(-1, 1)
+    target = recipe.get("target", "eps")
+    a = ddim_sample(model_fp32, schedule, noise, steps, prediction_type=target).clamp(-1, 1)
+    b = ddim_sample(model_half, schedule, noise, steps, prediction_type=target).clamp(-1, 1)
     return float((a - b).abs().max())
 
 

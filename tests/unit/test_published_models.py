@@ -152,3 +152,21 @@ def test_fid_over_training_scores_each_snapshot(tmp_path, monkeypatch):
     torch.save({"snapshots": {}}, ckpt)
     with pytest.raises(SystemExit, match="keeps no EMA snapshots"):
         script.fid_over_training(ckpt, recipe, num_samples=6)
+
+
+def test_the_half_precision_check_samples_with_the_models_own_target():
+    """A v-prediction comparison model is checked by sampling it as a v-model (an epsilon reading of its
+    output would compare two wrong samplers)."""
+    script = _publish_script()
+    assert set(ch03_ddpm.VARIANTS) <= set(script.HALF_CHECKS)
+    recipe = {"unet": "tiny", "schedule": "cosine", "num_steps": 1000, "target": "v"}
+    torch.manual_seed(0)
+    model = perturbed(UNet(ch03_ddpm.unet_config(recipe)), scale=0.01).eval()
+    seen = []
+    real = script.ddim_sample
+    script.ddim_sample = lambda *a, **k: seen.append(k.get("prediction_type")) or real(*a, **k)
+    try:
+        assert script.sampling_difference(model, model, recipe) == 0
+    finally:
+        script.ddim_sample = real
+    assert seen == ["v", "v"]
