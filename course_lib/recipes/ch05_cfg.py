@@ -8,6 +8,7 @@ U-Net (classifier-free guidance), per profile, trained or loaded.
     chapter5_classifier(profile, device)  load the saved evaluation classifier, or train and save it
     chapter5_noisy_classifier(profile, device)      the same for the noise-aware classifier
     cfg_recipe(profile)                   the class-conditional U-Net: chapter 3's recipe plus labels
+    init_from_chapter3(model, name)       starts it from chapter 3's U-Net (label embedding at zero)
     train_cfg(recipe, images, labels, ...)          trains it with label dropout (classifier-free guidance)
     chapter5_unet(profile, device)        load the saved class-conditional U-Net, or train and save it
     MODELS                                name -> train-or-load function (scripts/train.py)
@@ -15,13 +16,14 @@ U-Net (classifier-free guidance), per profile, trained or loaded.
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from ..course.profiles import Profile
+from ..course.profiles import PROFILES, Profile
 from ..data.cifar import image_batches, load_cifar10, to_float
 from ..models.classifier import Classifier, ClassifierConfig
 from ..models.unet import UNet
@@ -29,7 +31,7 @@ from ..process.classifier_guidance import ClassifierLoss, NoisyClassifierLoss
 from ..process.guidance import LabelDropoutLoss
 from ..process.schedules import make_schedule
 from ..training.loop import TrainResult, train
-from .ch03_ddpm import _build_unet, ddpm_recipe, train_ddpm, unet_config
+from .ch03_ddpm import _build_unet, chapter3_unet, ddpm_recipe, train_ddpm, unet_config
 from .common import _model_fields, _train_or_load, train_config
 
 
@@ -154,17 +156,48 @@ def chapter5_noisy_classifier(profile: Profile, device: torch.device | str = "cp
 def cfg_recipe(profile: Profile) -> dict[str, Any]:
     """The chapter 5 class-conditional U-Net per profile: the chapter 3 recipe (``ddpm_recipe``: sizes,
     schedule, training settings) with CIFAR-10's 10 classes and labels dropped with probability 0.1
-    (CFG Sec. 4: of 0.1, 0.2 and 0.5, the two smaller worked best)."""
-    return {**ddpm_recipe(profile), "num_classes": 10, "p_uncond": 0.1}
+    (CFG Sec. 4: of 0.1, 0.2 and 0.5, the two smaller worked best). ``init`` names the chapter 3 artifact
+    that training starts from (its weights, the label embedding at zero: at step 0 the model is chapter 3's
+    unconditional one for every label), or None to start from scratch."""
+    ddpm = ddpm_recipe(profile)
+    # laptop: a fine-tune of chapter 3's published U-Net instead of its 12.6 CPU-hours from scratch;
+    # provisional: sized in issue 19 (chapter 5)
+    fine_tune = dict(init=f"ch03_unet-{profile.name}", steps=10_000, warmup=500)
+    return {**ddpm, "num_classes": 10, "p_uncond": 0.1, "init": None,
+            **profile.choose(smoke={}, laptop=fine_tune, colab={}, full={})}
+
+
+def init_from_chapter3(model: UNet, name: str) -> dict[str, Any]:
+    """Loads chapter 3's artifact ``name`` (e.g. "ch03_unet-laptop": cached, published or trained now) into the
+    class-conditional ``model``, whose label embedding is set to zero, so that the model starts as chapter 3's
+    unconditional one for every label. Returns the artifact's record. Refuses an artifact whose weights do not
+    fit (another U-Net size)."""
+    base, _, profile = name.rpartition("-")
+    if base != "ch03_unet" or profile not in PROFILES:
+        raise ValueError(f"init must name a chapter 3 U-Net artifact 'ch03_unet-<profile>', got {name!r}")
+    source, meta = chapter3_unet(PROFILES[profile], next(model.parameters()).device, stand_in=False)
+    wanted = replace(model.config, num_classes=None)
+    if source.config != wanted:
+        diff = {k: (v, getattr(wanted, k)) for k, v in asdict(source.config).items() if getattr(wanted, k) != v}
+        raise ValueError(f"{name} does not fit this U-Net: (its, this U-Net's) sizes differ in {diff}")
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    assert not unexpected and {k.split(".")[0] for k in missing} == {"label_emb"}, (missing, unexpected)
+    with torch.no_grad():
+        model.label_emb.weight.zero_()
+    print(f"starting from {name} (SHA-256 {meta['sha256'][:12]}...), label embedding at zero")
+    return meta
 
 
 def train_cfg(recipe: dict[str, Any], images: torch.Tensor, labels: torch.Tensor, *, steps: int | None = None,
               model: UNet | None = None, seed: int = 0, progress: bool = True, checkpoint_path=None) -> TrainResult:
     """Trains a class-conditional U-Net (eps prediction, the recipe's schedule) on uint8 ``images``
-    (N, 3, 32, 32) and ``labels`` (N,) with ``LabelDropoutLoss`` (CFG Alg. 1), continuing ``model`` if given."""
+    (N, 3, 32, 32) and ``labels`` (N,) with ``LabelDropoutLoss`` (CFG Alg. 1), continuing ``model`` if given,
+    else starting from the recipe's ``init`` (``init_from_chapter3``) or from scratch."""
     torch.manual_seed(seed)
     if model is None:
         model = UNet(unet_config(recipe, num_classes=recipe["num_classes"])).to(images.device)
+        if recipe.get("init"):  # a resumed run then replaces these weights with its checkpoint's
+            init_from_chapter3(model, recipe["init"])
     loss = LabelDropoutLoss(make_schedule(recipe["schedule"], recipe["num_steps"]), p_uncond=recipe["p_uncond"],
                             num_classes=recipe["num_classes"])
     return train_ddpm(recipe, images, loss_fn=loss, steps=steps, model=model, seed=seed, progress=progress,

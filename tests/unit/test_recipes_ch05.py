@@ -73,3 +73,30 @@ def test_chapter5_unet_trains_then_loads_and_samples_with_guidance(cache, monkey
     x = ddim_sample(cfg_model(unet, torch.tensor([3, 7]), 2.0), make_schedule("linear", 1000),
                     torch.randn(2, 3, 32, 32), timesteps(1000, 2))
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
+
+
+def test_the_laptop_cfg_unet_starts_from_chapter_3s(cache, monkeypatch, capsys):
+    """The laptop recipe fine-tunes chapter 3's U-Net: loaded into the class-conditional U-Net with the label
+    embedding at zero, the model equals chapter 3's for every label (and the null label) before training; a
+    name that is not a chapter 3 U-Net, or a U-Net of another size, is refused."""
+    assert ch05_cfg.cfg_recipe(get_profile("laptop"))["init"] == "ch03_unet-laptop"
+    assert ch05_cfg.cfg_recipe(get_profile("colab"))["init"] is None  # a T4 trains its own from scratch
+    tiny3 = {k: v for k, v in TINY_CFG.items() if k not in ("num_classes", "p_uncond")}
+    monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: tiny3)
+    ch3, _ = ch03_ddpm.chapter3_unet(get_profile("smoke"))
+    torch.manual_seed(1)
+    model = ch03_ddpm.UNet(ch03_ddpm.unet_config(TINY_CFG, num_classes=10)).eval()
+    ch05_cfg.init_from_chapter3(model, "ch03_unet-smoke")
+    assert "starting from ch03_unet-smoke (SHA-256" in capsys.readouterr().out
+    x, t = torch.randn(3, 3, 32, 32), torch.tensor([10, 500, 990])
+    with torch.no_grad():
+        for y in (torch.tensor([0, 4, 9]), torch.tensor([10, 10, 10])):
+            torch.testing.assert_close(model(x, t, y), ch3(x, t), rtol=0, atol=0)
+    run = ch05_cfg.train_cfg({**TINY_CFG, "init": "ch03_unet-smoke"}, torch.zeros(8, 3, 32, 32, dtype=torch.uint8),
+                             torch.arange(8) % 10, progress=False)
+    assert run.steps_run == 2
+    with pytest.raises(ValueError, match="must name a chapter 3 U-Net artifact"):
+        ch05_cfg.init_from_chapter3(model, "ch05_unet-smoke")
+    wider = ch03_ddpm.UNet(ch03_ddpm.unet_config(TINY_CFG, num_classes=10, base_channels=32))
+    with pytest.raises(ValueError, match="does not fit this U-Net"):
+        ch05_cfg.init_from_chapter3(wider, "ch03_unet-smoke")
