@@ -95,21 +95,24 @@ def train_candidate(name: str, minutes: float) -> Path:
 
 def score_checkpoint(label: str, ckpt: Path, fid_samples: int, sampler_steps: int, reference: int,
                      bootstrap: int) -> list[list[str]]:
-    """FID of each EMA snapshot of ``ckpt`` and of its EMA at the checkpoint's step, against hours."""
+    """FID of each EMA snapshot of ``ckpt``, of its EMA at the checkpoint's step and of its raw weights there,
+    against hours. The raw weights' row is the fair one between candidates at a fixed budget of a few hours:
+    an EMA of decay d that starts at the random initialisation still holds d^n of it after n steps."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     recipe = ddpm_recipe(get_profile("laptop"))
     config = _config_of(state)
     test = load_cifar10("test")
     ref = reference_stats(test.images[:reference], f"{test.source_id}-test-{reference}", cache_dir() / "fid")
-    points = {**state["snapshots"], state["step"]: state["ema"]}
+    points = [(step, "EMA", weights) for step, weights in sorted(state["snapshots"].items())]
+    points += [(state["step"], "EMA", state["ema"]), (state["step"], "raw", state["model"])]
     marks = state.get("marks") or {}
     params = sum(p.numel() for p in UNet(config).parameters())
     rows = []
-    for step in sorted(points):  # one at a time, so each row prints as soon as it is measured
-        result = snapshot_fids({step: points[step]}, config, recipe, ref, num_samples=fid_samples,
+    for step, kind, weights in points:  # one at a time, so each row prints as soon as it is measured
+        result = snapshot_fids({step: weights}, config, recipe, ref, num_samples=fid_samples,
                                num_steps=sampler_steps, bootstrap=bootstrap)[step]
         hours = marks.get(step, state["seconds"] * step / state["step"]) / 3600  # linear where not recorded
-        rows.append([label, f"{params / 1e6:.2f}M", f"{step:,}", f"{hours:.2f}",
+        rows.append([label, f"{params / 1e6:.2f}M", f"{step:,}", kind, f"{hours:.2f}",
                      f"{result.value:.1f} ± {result.std:.1f}", f"{fid_samples:,}"])
         print(rows[-1], flush=True)
     return rows
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{describe_hardware('cpu')}; torch {torch.__version__}")
     if args.throughput:
         print_markdown_table(throughput(args.batch), left_align_first=True)
-    header = [["candidate", "parameters", "step", "hours (this machine)", "FID ± bootstrap sd", "samples"]]
+    header = [["candidate", "parameters", "step", "weights", "hours (this machine)", "FID ± bootstrap sd",
+               "samples"]]
     rows = []
     for name in (args.train.split(",") if args.train else []):
         if name not in CANDIDATES:
