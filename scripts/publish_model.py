@@ -44,17 +44,21 @@ from course_lib.samplers.ddim import ddim_sample, timesteps  # noqa: E402
 
 BUDGET_BYTES = 150 * 10**6
 # artifact base name -> its build function, for the models whose float16 storage is checked by sampling
-HALF_CHECKS = {"ch03_unet": _build_unet, **{name: _build_unet for name in VARIANTS}}
+HALF_CHECKS = {"ch03_unet": _build_unet, **{name: _build_unet for name in VARIANTS}, "ch05_unet": _build_unet}
 
 
 @torch.no_grad()
 def sampling_difference(model_fp32: torch.nn.Module, model_half: torch.nn.Module, recipe: dict) -> float:
     """Max |difference| of 16 DDIM samples (20 steps, eta 0, same noise) of the two models, in [-1, 1]; the
-    models predict the recipe's ``target`` (epsilon if it names none)."""
+    models predict the recipe's ``target`` (epsilon if it names none); a class-conditional recipe
+    (``num_classes``) samples labels 0, 1, ..., 15 mod the class count."""
     schedule = make_schedule(recipe["schedule"], recipe["num_steps"])
     steps = timesteps(recipe["num_steps"], 20, "trailing")
     noise = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     target = recipe.get("target", "eps")
+    if recipe.get("num_classes"):
+        y = torch.arange(16) % recipe["num_classes"]
+        model_fp32, model_half = ((lambda x, t, m=m: m(x, t, y)) for m in (model_fp32, model_half))
     a = ddim_sample(model_fp32, schedule, noise, steps, prediction_type=target).clamp(-1, 1)
     b = ddim_sample(model_half, schedule, noise, steps, prediction_type=target).clamp(-1, 1)
     return float((a - b).abs().max())
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         model, meta = load_artifact(name, build)
         save_artifact(name, model, meta["config"], profile=meta["profile"], produced_by=meta["produced_by"],
                       seconds=meta.get("train_seconds"), metrics=meta.get("metrics"), history=meta.get("history"),
-                      directory=staging, half=True, keep_previous=False, extras=meta["extras"])
+                      directory=staging, half=True, keep_previous=False, extras=meta.get("extras"))
         model_half, _ = load_artifact(name, build, directory=staging)
         diff = sampling_difference(model, model_half, meta["config"]["recipe"])
         print(f"float16 storage: DDIM-20 samples differ by at most {diff:.2e} (tolerance {args.tolerance:.2e})")

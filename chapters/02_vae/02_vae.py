@@ -61,6 +61,7 @@ from course_lib.book.plotting import image_grid
 from course_lib.recipes.ch02_vae import (chapter2_vae, sweep_recipe,
                                         sweep_vae, train_vae, vae_recipe)
 from course_lib.book.results import report
+from course_lib.book.runs import show_run
 from course_lib.process.elbo import (VAELoss, elbo_terms, gaussian_kl,
                                      gaussian_nll, reparameterize)
 
@@ -302,15 +303,9 @@ vae, meta = chapter2_vae(
     checkpoint_path=cache_dir() / "checkpoints"
     / f"ch02_vae-{profile.name}.pt")
 run = meta["config"]["recipe"]
-print(f"the {meta['profile']} VAE: {run['steps']:,} steps of batch "
-      f"{run['batch']} in {(meta['train_seconds'] or 0) / 3600:.2f} h on "
-      f"{meta['hardware']}\nmade by: {meta['produced_by']}")
-fig, ax = plt.subplots(figsize=(5, 3))
-ax.plot(*zip(*meta["history"]), marker=".", label="full run")
-ax.plot(*zip(*live.history), label=f"live, first {P['live_steps']:,} steps")
-ax.set(xlabel="step", xscale="log", ylabel="loss (nats / dim)",
-       title="VAE training loss (negative ELBO per dimension)")
-ax.legend()
+show_run(meta, live, what="VAE", yscale="linear",
+         ylabel="loss (nats / dim)",
+         title="VAE training loss (negative ELBO per dimension)")
 plt.show()
 
 # %% [markdown]

@@ -68,6 +68,7 @@ from course_lib.recipes.ch03_ddpm import (chapter3_unet, compare_recipe,
                                          sample_snapshots, train_ddpm,
                                          unet_config)
 from course_lib.book.results import report
+from course_lib.book.runs import show_run
 from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.samplers.ddpm import ddpm_sample
 from course_lib.process.schedules import make_schedule
@@ -451,16 +452,7 @@ ema, meta = chapter3_unet(
     checkpoint_path=cache_dir() / "checkpoints"
     / f"ch03_unet-{profile.name}.pt")
 run = meta["config"]["recipe"]
-print(f"the {meta['profile']} model: {run['steps']:,} steps of batch "
-      f"{run['batch']} in {(meta['train_seconds'] or 0) / 3600:.2f} h "
-      f"on {meta['hardware']}\nmade by: {meta['produced_by']}")
-
-fig, ax = plt.subplots(figsize=(6, 3))
-ax.plot(*zip(*meta["history"]), marker=".", label="full run")
-ax.plot(*zip(*live.history), label=f"live, first {P['live_steps']:,} steps")
-ax.set(xlabel="optimizer step", xscale="log", yscale="log",
-       ylabel=r"$L_{\mathrm{simple}}$ (window mean)", title="training loss")
-ax.legend()
+show_run(meta, live, ylabel=r"$L_{\mathrm{simple}}$ (window mean)")
 plt.show()
 
 # %% [markdown]

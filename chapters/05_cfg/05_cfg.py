@@ -19,10 +19,14 @@
 # the guidance weight measured by FID and by the accuracy of an independent classifier on the
 # samples, negative guidance, and the guidance interval and rescale.
 #
-# **Time:** about four minutes on a 2-core CPU in the `smoke` profile (tiny networks trained for a
-# few hundred steps on a CIFAR-10 subset: the samples are coloured blobs and the accuracies near
-# chance; the code path is the real one). **Outputs on this page** were produced by executing it
-# in the profile and on the hardware that the set-up cell prints.
+# **Time:** in the `laptop` profile (a 2-core CPU) an estimated 23 minutes: the page fine-tunes the
+# class-conditional U-Net live for a few steps and loads the full run, published with the course
+# (chapter 3's U-Net fine-tuned with labels for hours on a 2-core CPU), and the classifiers.
+# Without the published files it trains them first and says how long that takes. In `smoke`
+# (what CI runs, a few minutes) tiny networks train for a few hundred steps on a CIFAR-10
+# subset: the samples are coloured blobs and the accuracies near chance; the code path is the
+# real one. **Outputs on this page** were produced by executing it in the profile and on the
+# hardware that the set-up cell prints.
 
 # %%
 import os
@@ -51,8 +55,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.course.artifacts import save_artifact
-from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_float, to_uint8
+from course_lib.data import CIFAR10_CLASSES, load_cifar10, to_uint8
 from course_lib.course.paths import cache_dir
 from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.evaluation.fid import fid, reference_stats
@@ -62,9 +65,11 @@ from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
                                       show_jpeg)
 from course_lib.recipes.ch05_cfg import (cfg_recipe, chapter5_classifier,
                                          chapter5_noisy_classifier,
-                                         evaluate_classifier, train_cfg)
+                                         chapter5_unet, evaluate_classifier,
+                                         train_cfg)
 from course_lib.recipes.ch03_ddpm import chapter3_unet
 from course_lib.book.results import report
+from course_lib.book.runs import show_run
 from course_lib.process.schedules import make_schedule
 
 profile = course_lib.get_profile()
@@ -74,26 +79,37 @@ device = course_lib.default_device()
 recipe = cfg_recipe(profile)
 # this chapter's sampling and evaluation sizes, per profile
 P = profile.choose(
-    smoke=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=2,
-               sampling_steps=50, fid_reference=100,
-               sample_batch=100, guidance_scales=(0.0, 10.0)),
-    laptop=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=50,
-                sampling_steps=50, fid_reference=10_000, sample_batch=250,
-                guidance_scales=(0.0, 3.0, 10.0)),  # provisional (issue 19)
-    colab=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100,
-               sampling_steps=50, fid_reference=10_000,
-               sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
-    full=dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=500,
-              sampling_steps=50, fid_reference=10_000,
-              sample_batch=1_000, guidance_scales=(0.0, 3.0, 10.0)),
+    smoke=dict(live_steps=20, weights=(0.0, 1.0, 2.0, 4.0, 7.5),
+               samples_per_class=2, sampling_steps=50, fid_reference=100,
+               sample_batch=100, guidance_scales=(0.0, 10.0),
+               cg_samples_per_class=1, negative_samples=8, bootstrap=4),
+    # laptop: about 23 minutes on 2 cores, estimated from the measured
+    # CPU rates (scripts/estimate_laptop.py 5)
+    laptop=dict(live_steps=50, weights=(0.0, 1.0, 2.0, 4.0),
+                samples_per_class=50, sampling_steps=25,
+                fid_reference=10_000, sample_batch=250,
+                guidance_scales=(0.0, 3.0, 10.0), cg_samples_per_class=10,
+                negative_samples=200, bootstrap=50),
+    colab=dict(live_steps=200, weights=(0.0, 1.0, 2.0, 4.0, 7.5),
+               samples_per_class=100, sampling_steps=50,
+               fid_reference=10_000, sample_batch=500,
+               guidance_scales=(0.0, 3.0, 10.0), cg_samples_per_class=50,
+               negative_samples=500, bootstrap=50),
+    full=dict(live_steps=500, weights=(0.0, 1.0, 2.0, 4.0, 7.5),
+              samples_per_class=500, sampling_steps=50,
+              fid_reference=10_000, sample_batch=1_000,
+              guidance_scales=(0.0, 3.0, 10.0), cg_samples_per_class=100,
+              negative_samples=1_000, bootstrap=200),
 )
 n_per_w = 10 * P["samples_per_class"]
 course_lib.show_setup("5 · Classifier-free guidance", {
     "data": "CIFAR-10 train with labels "
             f"({recipe['train_images'] or 'all 50,000'} images)",
     "U-Net": f"'{recipe['unet']}' with a label embedding "
-             f"(10 classes + null), {recipe['steps']:,} steps, "
-             f"labels dropped with p = {recipe['p_uncond']}",
+             f"(10 classes + null), {recipe['steps']:,} steps"
+             + (f" from {recipe['init']}" if recipe["init"] else "")
+             + f", labels dropped with p = {recipe['p_uncond']}; "
+             f"{P['live_steps']:,} live, the full run trained or loaded",
     "classifiers": "an evaluation ResNet (clean images) and a noise-aware "
                    "one (classifier guidance), "
                    "loaded as artifacts or trained",
@@ -147,19 +163,57 @@ train_data = load_cifar10("train", subset=recipe["train_images"])
 test_data = load_cifar10("test", subset=P["fid_reference"]
                          if P["fid_reference"] < 10_000 else None)
 print(train_data)  # the source by name, never a folder of the machine
-t0 = time.perf_counter()
-result = train_cfg(recipe, train_data.images.to(device),
-                   train_data.labels.to(device))
-model = result.ema.eval()
-train_seconds = time.perf_counter() - t0
 y_demo = torch.randint(0, 10, (10_000,),
                        generator=torch.Generator().manual_seed(0))
 dropped = drop_labels(y_demo, recipe["p_uncond"], 10,
                       generator=torch.Generator().manual_seed(1))
-print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; "
-      f"with p_uncond = {recipe['p_uncond']}, "
+print(f"with p_uncond = {recipe['p_uncond']}, "
       f"{(dropped == 10).float().mean():.3f} of 10,000 labels become "
       "the null class")
+
+# %% [markdown]
+# ### Training: a few steps live, the full run loaded
+#
+# A class-conditional model need not start from scratch. In the `laptop` profile the recipe
+# starts from chapter 3's published U-Net (`recipe["init"]`) with the label embedding at zero: at
+# step 0 the model is chapter 3's unconditional one for every label, and training only has to
+# teach it what the labels mean, a fraction of the CPU-hours of training from scratch (`smoke`
+# fine-tunes chapter 3's smoke model the same way; `colab` and `full` train from scratch, as the
+# CFG paper does). The page runs the recipe live for its first steps, the
+# same seed, data order and warm-up as the full run; `chapter5_unet` loads the full run when it is
+# in the course cache or published with the course, and trains it now otherwise, with a
+# checkpoint so that an interrupted run resumes
+# (`scripts/train.py ch05_unet --profile laptop` trained the published one, in chunks).
+
+# %%
+t0 = time.perf_counter()
+live = train_cfg(recipe, train_data.images.to(device),
+                 train_data.labels.to(device), steps=P["live_steps"])
+print(f"{P['live_steps']:,} steps of batch {recipe['batch']} in "
+      f"{time.perf_counter() - t0:.0f} s on {device}")
+model, meta = chapter5_unet(
+    profile, device, stand_in=False,
+    checkpoint_path=cache_dir() / "checkpoints"
+    / f"ch05_unet-{profile.name}.pt")
+model.eval()
+run = meta["config"]["recipe"]
+show_run(meta, live, ylabel="noise-prediction loss (window mean)")
+plt.show()
+
+# %% [markdown]
+# ## Measuring fidelity: an independent classifier
+#
+# Does a sample show the class it was asked for? We ask a classifier that takes no part in
+# sampling: a ResNet trained on clean CIFAR-10 (`chapter5_classifier`, loaded as an artifact or
+# trained now), applied to the samples with the labels they were generated for. Its accuracy on
+# real test images is the ceiling to compare with; on samples that ignore the label it is
+# chance, 0.1.
+
+# %%
+classifier, clf_meta = chapter5_classifier(profile, device)
+print(f"evaluation classifier {clf_meta['name']}: test accuracy "
+      f"{clf_meta['metrics']['test_accuracy']:.3f} "
+      f"on {clf_meta['metrics']['test_images']:,} CIFAR-10 test images")
 
 # %% [markdown]
 # ## What guidance replaces: classifier guidance
@@ -201,6 +255,31 @@ show_jpeg()
 print(f"noise-aware classifier {noisy_meta['name']}: trained in "
       f"{noisy_meta['train_seconds'] or 0:.0f} s on "
       f"{noisy_meta['hardware']}")
+
+# %% [markdown]
+# Measured: `cg_samples_per_class` samples of every class at each scale $s$, from the same
+# noise, and the evaluation classifier's accuracy on them ($s = 0$ is the unguided model, whose
+# samples ignore the label).
+
+# %%
+n_cg = 10 * P["cg_samples_per_class"]
+y_cg = torch.arange(10).repeat_interleave(
+    P["cg_samples_per_class"]).to(device)
+noise_cg = torch.randn(n_cg, 3, 32, 32,
+                       generator=torch.Generator().manual_seed(7)).to(device)
+cg_accuracy = {}
+for s in P["guidance_scales"]:
+    t0 = time.perf_counter()
+    with course_lib.sampling_autocast(device):
+        x = torch.cat([
+            ddim_sample(classifier_guided_model(unet3, noisy_clf, y_b, s,
+                                                schedule.alpha_bar),
+                        schedule, n_b, steps).clamp(-1, 1)
+            for n_b, y_b in zip(noise_cg.split(P["sample_batch"]),
+                                y_cg.split(P["sample_batch"]))])
+    cg_accuracy[s] = evaluate_classifier(classifier, x, y_cg)
+    print(f"s = {s:>4g}: classifier accuracy {cg_accuracy[s]:.3f} on "
+          f"{n_cg:,} samples ({time.perf_counter() - t0:.0f} s)")
 
 # %% [markdown]
 # Classifier guidance needs a second network trained on noisy images, a backward pass through it
@@ -279,16 +358,12 @@ print("batched CFG == two passes; w = 1 is the conditional and w = 0 "
 # ## The guidance sweep: quality, diversity and fidelity
 #
 # Now the trade-off, measured. For each $w$, the same starting noise and the same labels
-# (`samples_per_class` of each class), sampled with 50 DDIM steps. Two measurements: **FID**
-# against test images (quality *and* diversity: it rises when samples lose variety), and the
-# **accuracy** of an independent classifier, trained on clean CIFAR-10 and loaded as an artifact,
+# (`samples_per_class` of each class), sampled with DDIM (`sampling_steps` steps). Two
+# measurements: **FID** against test images (quality *and* diversity: it rises when samples lose
+# variety), with its bootstrap standard deviation, and the evaluation classifier's **accuracy**
 # on the samples with the labels they were generated for (fidelity to the class).
 
 # %%
-classifier, clf_meta = chapter5_classifier(profile, device)
-print(f"evaluation classifier {clf_meta['name']}: test accuracy "
-      f"{clf_meta['metrics']['test_accuracy']:.3f} "
-      f"on {clf_meta['metrics']['test_images']:,} CIFAR-10 test images")
 ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
                       f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
@@ -308,7 +383,8 @@ for w in P["weights"]:
     seconds = time.perf_counter() - t0
     sweep[w] = dict(fid=fid(to_uint8(x), ref.mu, ref.sigma,
                             f"{test_data.source_id} test",
-                            ref_count=ref.num_images),
+                            ref_count=ref.num_images,
+                            bootstrap=P["bootstrap"]),
                     accuracy=evaluate_classifier(classifier, x, y_sweep),
                     seconds=seconds)
     # the first sample of each class
@@ -331,7 +407,8 @@ frame_slider(frames, [f"w = {w:g}: FID {sweep[w]['fid'].value:.1f}, "
 # %%
 fig, ax1 = plt.subplots(figsize=(6, 3.5))
 ws = list(P["weights"])
-ax1.plot(ws, [sweep[w]["fid"].value for w in ws], "o-", color="C0")
+ax1.errorbar(ws, [sweep[w]["fid"].value for w in ws],
+             yerr=[sweep[w]["fid"].std for w in ws], fmt="o-", color="C0")
 ax1.set(xlabel="guidance weight w", ylabel="FID (lower is better)",
         title=f"{n_per_w:,} samples per point, {profile.name}")
 ax2 = ax1.twinx()
@@ -342,11 +419,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# What to expect on a GPU profile (and what the CFG paper reports on ImageNet): accuracy rises
-# with $w$, since the samples become unmistakably their class, while FID first falls (a little
-# guidance improves quality) and then rises again as the samples lose diversity and saturate.
-# In `smoke` the models are too weak to show it: compare the dotted line, the classifier's
-# accuracy on real test images.
+# What to expect (and what the CFG paper reports on ImageNet): accuracy rises with $w$, since
+# the samples become unmistakably their class, while FID first falls (a little guidance
+# improves quality) and then rises again as the samples lose diversity and saturate. The
+# numbers printed above are this page's measurement; in `smoke` the models are too weak to show
+# the effect. The dotted line is the classifier's accuracy on real test images.
 
 # %% [markdown]
 # ## Negative guidance, interval and rescale
@@ -381,24 +458,34 @@ for name, x in zip(variants, rows):
     print(f"{name:<34} pixel std {x.std():.3f}")
 
 # %% [markdown]
-# ## Saving the model
-#
-# The class-conditional U-Net is saved for chapter 6, which guides a latent diffusion model the
-# same way (`course_lib.recipes.ch05_cfg.chapter5_unet` loads it, or trains it again with the same recipe).
+# Does negative guidance really steer away? Automobile and truck are the two classes that
+# CIFAR-10 classifiers confuse most, so sample `negative_samples` automobiles at $w = 4$ from the
+# same noise, with $\varnothing$ and with truck as the negative, and count how many the
+# evaluation classifier calls a truck:
 
 # %%
-path = save_artifact(
-    f"ch05_unet-{profile.name}", model,
-    {"model": {k: list(v) if isinstance(v, tuple) else v
-               for k, v in vars(model.config).items()},
-     "recipe": recipe, "data": train_data.source_id},
-    profile=profile.name,
-    produced_by="chapters/05_cfg (course_lib.recipes.ch05_cfg.train_cfg)",
-    seconds=train_seconds,
-    metrics=({f"fid_w{w:g}": sweep[w]["fid"].value for w in ws}
-             | {f"accuracy_w{w:g}": sweep[w]["accuracy"] for w in ws}))
-print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
-      "in the course cache (artifacts/)")
+noise_neg = torch.randn(P["negative_samples"], 3, 32, 32,
+                        generator=torch.Generator().manual_seed(8)).to(device)
+truck_share = {}
+for name, kw in {"w = 4": {}, "w = 4, away from truck": dict(y_neg=9)}.items():
+    with course_lib.sampling_autocast(device):
+        x = torch.cat([ddim_sample(cfg_model(model, 1, 4.0, **kw), schedule,
+                                   n_b, steps).clamp(-1, 1)
+                       for n_b in noise_neg.split(P["sample_batch"])])
+    as_class = {c: evaluate_classifier(classifier, x,
+                                       torch.full((len(x),), c))
+                for c in (1, 9)}
+    truck_share[name] = as_class[9]
+    print(f"{name:<24} classified automobile {as_class[1]:.3f}, "
+          f"truck {as_class[9]:.3f} ({len(x):,} samples)")
+
+# %% [markdown]
+# ## The model for later chapters
+#
+# `chapter5_unet` saved the class-conditional U-Net as an artifact (or found it saved), with its
+# recipe and the record of what produced it; `course_lib.recipes.ch05_cfg.chapter5_unet` loads it
+# anywhere with the same call. Chapter 6 guides a latent model the same way, and chapter 7
+# measures its DiT with this chapter's evaluation classifier.
 
 # %% [markdown]
 # The chapter's headline numbers, recorded for the course's {doc}`Results page </book/results>`:
@@ -415,12 +502,23 @@ report({
                             "description": "evaluation classifier's "
                                            "accuracy on CFG samples, "
                                            f"w = {w:g}"} for w in ws},
+    **{f"cg_accuracy_s{s:g}": {"value": cg_accuracy[s], "samples": n_cg,
+                               "sampling_steps": P["sampling_steps"],
+                               "description": "evaluation classifier's "
+                                              "accuracy on classifier-"
+                                              f"guided samples, s = {s:g}"}
+       for s in P["guidance_scales"]},
+    **{f"truck_share_{'negative' if 'away' in k else 'plain'}": {
+           "value": v, "samples": P["negative_samples"],
+           "description": f"share of automobiles ({k}) classified truck"}
+       for k, v in truck_share.items()},
     "classifier_test_accuracy": {
         "value": clf_meta["metrics"]["test_accuracy"],
         "samples": clf_meta["metrics"]["test_images"],
         "description": "evaluation classifier on real CIFAR-10 test images"},
-}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
-                      f"in {train_seconds:.0f} s on {device}"})
+}, notes={"training": f"{run['steps']:,} steps of batch {run['batch']} in "
+                      f"{(meta['train_seconds'] or 0) / 3600:.2f} h on "
+                      f"{meta['hardware']}"})
 
 # %% [markdown]
 # ## Summary
@@ -431,5 +529,7 @@ report({
 #   effect from the difference of the network's own conditional and unconditional predictions,
 #   $\hat\epsilon = \epsilon_\varnothing + w(\epsilon_y - \epsilon_\varnothing)$, in one batched pass.
 # - The weight $w$ trades diversity for fidelity: measure both (FID and a classifier's accuracy).
+# - A class-conditional model can start from an unconditional one (label embedding at zero) and
+#   learn the labels in a fraction of the training.
 #
 # Next: chapter 6 moves diffusion into the latent space of chapter 2's VAE and conditions it on text.

@@ -20,10 +20,12 @@
 # guidance; image-to-image (SDEdit, exercise) and inpainting; and the cost of latent against pixel
 # diffusion, measured.
 #
-# **Time:** about one minute on a 2-core CPU in the `smoke` profile (a tiny U-Net and
+# **Time:** about two minutes on a 2-core CPU in the `smoke` profile (a tiny U-Net and
 # text encoder trained for a few hundred steps on a CIFAR-10 subset: the samples are coloured blobs,
-# the code path is the real one). **Outputs on this page** were produced by executing it in the
-# profile and on the hardware that the set-up cell prints.
+# the code path is the real one). In the `laptop` profile the page trains the text-to-image model
+# live for its first steps and loads the full run, published with the course with chapters 2's
+# and 3's models. **Outputs on this page** were produced by executing it in the profile and on the
+# hardware that the set-up cell prints.
 
 # %%
 import os
@@ -50,10 +52,10 @@ import textwrap
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 import course_lib
-from course_lib.course.artifacts import save_artifact
 from course_lib.data.captions import (COLOURS, caption_images, detokenize,
                                       image_attributes, tokenize)
 from course_lib.data import (CIFAR10_CLASSES, image_batches, load_cifar10,
@@ -63,19 +65,20 @@ from course_lib.process.diffusion import EpsilonLoss
 from course_lib.samplers.editing import inpaint, sdedit
 from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.evaluation.fid import fid, reference_stats
+from course_lib.evaluation.flops import gflops, model_gflops
 from course_lib.data.latents import (decode_latents, encode_images,
                                      latent_batches, latent_scale,
                                      sample_latents)
-from course_lib.recipes.ch06_ldm import (ldm_recipe,
+from course_lib.recipes.ch06_ldm import (chapter6_ldm, ldm_recipe,
                                          sampling_seconds_per_image,
                                          train_ldm, training_cost)
 from course_lib.evaluation.metrics import psnr
-from course_lib.models import UNet
 from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
                                       show_jpeg)
 from course_lib.recipes.ch02_vae import chapter2_vae
-from course_lib.recipes.ch03_ddpm import ddpm_recipe, train_ddpm, unet_config
+from course_lib.recipes.ch03_ddpm import chapter3_unet
 from course_lib.book.results import report
+from course_lib.book.runs import show_run
 from course_lib.process.schedules import make_schedule
 from course_lib.process.text_guidance import CaptionDropoutLoss, text_cfg_model
 
@@ -84,18 +87,21 @@ device = course_lib.default_device()
 # the text-to-image model's sizes and training (course_lib.recipes.ch06_ldm)
 recipe = ldm_recipe(profile)
 # this chapter's sampling and evaluation sizes, per profile
+# (laptop: the comparison's FIDs match chapter 3's FID-over-training
+# points, 500 samples of 25 DDIM steps)
 P = profile.choose(
-    smoke=dict(w=3.0, sampling_steps=25, samples_per_colour=8,
-               budget_seconds=8, fid_samples=64, fid_reference=200),
-    laptop=dict(w=3.0, sampling_steps=50, samples_per_colour=64,
-                budget_seconds=600, fid_samples=2_000,
-                fid_reference=10_000),  # provisional (issue 19)
-    colab=dict(w=3.0, sampling_steps=50, samples_per_colour=64,
-               budget_seconds=600, fid_samples=2_000,
-               fid_reference=10_000),
-    full=dict(w=3.0, sampling_steps=50, samples_per_colour=256,
-              budget_seconds=1_800, fid_samples=10_000,
-              fid_reference=10_000),
+    smoke=dict(live_steps=30, w=3.0, sampling_steps=25,
+               samples_per_colour=8, fid_samples=64, fid_reference=200,
+               bootstrap=4),
+    laptop=dict(live_steps=100, w=3.0, sampling_steps=25,
+                samples_per_colour=64, fid_samples=500,
+                fid_reference=10_000, bootstrap=20),
+    colab=dict(live_steps=300, w=3.0, sampling_steps=50,
+               samples_per_colour=64, fid_samples=2_000,
+               fid_reference=10_000, bootstrap=20),
+    full=dict(live_steps=500, w=3.0, sampling_steps=50,
+              samples_per_colour=256, fid_samples=10_000,
+              fid_reference=10_000, bootstrap=20),
 )
 course_lib.show_setup("6 · Latent diffusion and text-to-image", {
     "autoencoder": "chapter 2's VAE (loaded as an artifact, "
@@ -105,11 +111,12 @@ course_lib.show_setup("6 · Latent diffusion and text-to-image", {
     "model": f"'{recipe['unet']}' U-Net with cross-attention + "
              f"'{recipe['text']}' text encoder, "
              f"{recipe['steps']:,} steps, "
-             f"captions dropped with p = {recipe['p_uncond']}",
+             f"captions dropped with p = {recipe['p_uncond']}; "
+             f"{P['live_steps']:,} live, the full run trained or loaded",
     "sampling": f"DDIM {P['sampling_steps']} steps, guidance w = {P['w']}",
-    "cost": "latent vs pixel diffusion, each trained for "
-            f"{P['budget_seconds']} s; FID of {P['fid_samples']:,} "
-            f"samples against {P['fid_reference']:,} test images",
+    "cost": "latent vs chapter 3's pixel diffusion at equal training "
+            f"compute; FID of {P['fid_samples']:,} samples against "
+            f"{P['fid_reference']:,} test images",
 }, profile, device)
 
 # %% [markdown]
@@ -274,28 +281,34 @@ print("my cross-attention equals course_lib's CrossAttention layer")
 # $p_{\text{uncond}} = 0.1$, so that the same network also learns the unconditional model that
 # classifier-free guidance needs.
 
+# %% [markdown]
+# The page trains the recipe live for its first steps (the same seed, data order and warm-up as
+# the full run); `chapter6_ldm` loads the full run when it is in the course cache or published
+# with the course, and trains it now otherwise, with a checkpoint so that an interrupted run
+# resumes (`scripts/train.py ch06_ldm --profile laptop` trained the published one, in chunks).
+
 # %%
 t0 = time.perf_counter()
-result = train_ldm(recipe, mu, logvar, tokens.to(device), scale)
-model = result.ema.eval()
-train_seconds = time.perf_counter() - t0
+live = train_ldm(recipe, mu, logvar, tokens.to(device), scale,
+                 steps=P["live_steps"])
+print(f"{P['live_steps']:,} steps of batch {recipe['batch']} in "
+      f"{time.perf_counter() - t0:.0f} s on {device}")
+model, meta = chapter6_ldm(
+    profile, device, stand_in=False,
+    checkpoint_path=cache_dir() / "checkpoints"
+    / f"ch06_ldm-{profile.name}.pt")
+model.eval()
+run = meta["config"]["recipe"]
+assert meta["config"]["vae_sha256"] == vae_meta["sha256"], \
+    "the latent model was trained on another VAE's latents"
+assert abs(meta["config"]["latent_scale"] - scale) < 1e-6 * scale
 n_params = sum(p.numel() for p in model.parameters())
-print(f"trained {recipe['steps']:,} steps in {train_seconds:.0f} s; "
-      f"{n_params / 1e6:.2f}M parameters "
+print(f"{n_params / 1e6:.2f}M parameters "
       f"({sum(p.numel() for p in model.text.parameters()) / 1e6:.2f}M "
       "in the text encoder)")
-path = save_artifact(
-    f"ch06_ldm-{profile.name}", model,
-    {"model": model.config.to_dict(), "recipe": recipe,
-     "data": train_data.source_id, "latent_scale": scale,
-     "vae": vae_meta["name"], "vae_sha256": vae_meta["sha256"],
-     "processes": 1},
-    profile=profile.name,
-    produced_by="chapters/06_latent_diffusion "
-                "(course_lib.recipes.ch06_ldm.train_ldm)",
-    seconds=train_seconds, metrics={"latent_scale": scale})
-print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
-      "in the course cache (artifacts/)")
+show_run(meta, live, what="text-to-image model",
+         ylabel="noise-prediction loss (window mean)")
+plt.show()
 
 # %% [markdown]
 # ## Text to image, with guidance
@@ -452,33 +465,35 @@ show_jpeg()
 # chapter 3's pixel-space U-Net against this chapter's latent model: optimizer steps per second (the
 # latent model includes its text encoder; the VAE costs nothing during training, as its latents
 # are computed once), peak GPU memory, and sampling time per image (the latent model's includes the
-# decoder). Then both are trained from scratch for the **same wall-clock budget** and compared by
-# FID of unconditional samples (the latent model with the empty caption).
+# decoder).
 
 # %%
-pixel_recipe = ddpm_recipe(profile)
-pixel_images = train_data.images.to(device)
-pixel_loss = EpsilonLoss(make_schedule(pixel_recipe["schedule"],
-                                       pixel_recipe["num_steps"]))
-pixel_batches = image_batches(pixel_images, recipe["batch"],
+unet3, meta3 = chapter3_unet(profile, device)  # the pixel model
+unet3.eval()
+pixel_recipe = meta3["config"]["recipe"]
+pixel_schedule = make_schedule(pixel_recipe["schedule"],
+                               pixel_recipe["num_steps"])
+pixel_steps = timesteps(pixel_recipe["num_steps"], P["sampling_steps"],
+                        "trailing")
+pixel_loss = EpsilonLoss(pixel_schedule)
+pixel_batches = image_batches(train_data.images.to(device), recipe["batch"],
                               generator=torch.Generator(device).manual_seed(0))
 latent_loss = CaptionDropoutLoss(schedule, p_uncond=recipe["p_uncond"])
 latent_data = latent_batches(mu, logvar, tokens.to(device), recipe["batch"],
                              scale, torch.Generator(device).manual_seed(0))
-pixel_model = UNet(unet_config(pixel_recipe)).to(device)
-cost = {"pixel": training_cost(pixel_model, pixel_loss, pixel_batches),
+cost = {"pixel": training_cost(unet3, pixel_loss, pixel_batches),
         "latent": training_cost(model, latent_loss, latent_data)}
 x_pix = torch.randn(16, 3, 32, 32, device=device)
-pixel_model.eval()
+empty_caption = tokenize("")[0]
 sample_s = {
     "pixel": sampling_seconds_per_image(
-        lambda: ddim_sample(pixel_model, schedule, x_pix, steps), 16),
+        lambda: ddim_sample(unet3, pixel_schedule, x_pix, pixel_steps), 16),
     "latent": sampling_seconds_per_image(
         lambda: decode_latents(
-            vae, ddim_sample(text_cfg_model(model, tokenize("")[0], 1.0),
+            vae, ddim_sample(text_cfg_model(model, empty_caption, 1.0),
                              schedule, z_T[:16], steps), scale),
         min(16, len(z_T)))}
-params = {"pixel": sum(p.numel() for p in pixel_model.parameters()),
+params = {"pixel": sum(p.numel() for p in unet3.parameters()),
           "latent": n_params}
 print(f"batch {recipe['batch']}, {device}:")
 print(f"{'':8s}{'parameters':>12s}{'train steps/s':>15s}{'peak memory':>14s}"
@@ -489,50 +504,91 @@ for k in ("pixel", "latent"):
     print(f"{k:8s}{params[k]:>12,}{cost[k].steps_per_second:>15.1f}"
           f"{mem:>14s}{sample_s[k]:>18.4f}")
 
+# %% [markdown]
+# Which gives better images for the same training budget? Both models' full runs are here, so
+# we compare them at equal **training compute**: a training step costs about three forward passes
+# (forward and backward), so a run costs $3 	imes 	ext{steps} 	imes 	ext{batch} 	imes$ the
+# forward flops of one sample, on any hardware. Both are scored by FID of unconditional samples
+# (the latent model with the empty caption) with the same sampler and sample count. Where chapter 3's
+# model was published with its FID-over-training curve (the `laptop` profile: its snapshots were
+# scored with 500 samples of 25 DDIM steps, this page's setting), the curve gives the pixel model's
+# FID at the latent model's budget.
+
 # %%
-budget_steps = {k: max(1, int(P["budget_seconds"] * cost[k].steps_per_second))
-                for k in cost}
-pixel_run = train_ddpm(pixel_recipe, pixel_images,
-                       steps=budget_steps["pixel"], progress=False)
-latent_run = train_ldm(recipe, mu, logvar, tokens.to(device), scale,
-                       steps=budget_steps["latent"], progress=False)
+z_probe = torch.zeros(1, *latent_shape, device=device)
+flops = {  # forward flops of one sample (2 per multiply-add)
+    "pixel": 2e9 * model_gflops(unet3),
+    "latent": 2e9 * gflops(model, z_probe,
+                           torch.zeros(1, dtype=torch.long, device=device),
+                           empty_caption[None].to(device))}
+runs = {"pixel": pixel_recipe, "latent": run}
+pflop = {k: 3 * runs[k]["steps"] * runs[k]["batch"] * flops[k] / 1e15
+         for k in runs}
 ref = reference_stats(test_data.images[: P["fid_reference"]].to(device),
                       f"{test_data.source_id}-test-{P['fid_reference']}",
                       cache_dir() / "fid")
 n = P["fid_samples"]
 gen = torch.Generator().manual_seed(4)
-x_pixel = ddim_sample(pixel_run.ema.eval(), schedule,
-                      torch.randn(n, 3, 32, 32, generator=gen).to(device),
-                      steps)
-z_lat = ddim_sample(
-    text_cfg_model(latent_run.ema.eval(), tokenize("")[0], 1.0), schedule,
-    torch.randn(n, *latent_shape, generator=gen).to(device), steps)
-x_latent = decode_latents(vae, z_lat, scale)
-fids = {"pixel": fid(to_uint8(x_pixel), ref.mu, ref.sigma,
-                     f"{test_data.source_id} test",
-                     ref_count=ref.num_images),
-        "latent": fid(to_uint8(x_latent), ref.mu, ref.sigma,
-                      f"{test_data.source_id} test",
-                      ref_count=ref.num_images)}
+noise_pix = torch.randn(n, 3, 32, 32, generator=gen).to(device)
+noise_lat = torch.randn(n, *latent_shape, generator=gen).to(device)
+x_pixel = torch.cat([ddim_sample(unet3, pixel_schedule, b, pixel_steps)
+                     for b in noise_pix.split(250)])
+x_latent = torch.cat([
+    decode_latents(vae, ddim_sample(text_cfg_model(model, empty_caption, 1.0),
+                                    schedule, b, steps), scale)
+    for b in noise_lat.split(250)])
+fids = {k: fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test",
+               ref_count=ref.num_images, bootstrap=P["bootstrap"])
+        for k, x in (("pixel", x_pixel), ("latent", x_latent))}
 for k in ("pixel", "latent"):
-    print(f"{k:6s}: {budget_steps[k]:,} steps in the "
-          f"{P['budget_seconds']} s budget "
-          f"({pixel_run.seconds if k == 'pixel' else latent_run.seconds:.0f}"
-          f" s measured), {fids[k]}")
+    hours = (meta3 if k == "pixel" else meta)["train_seconds"] or 0
+    print(f"{k:6s}: {runs[k]['steps']:,} steps of {runs[k]['batch']}, "
+          f"{pflop[k]:.2f} PFLOP ({hours / 3600:.2f} h on "
+          f"{(meta3 if k == 'pixel' else meta)['hardware']}): {fids[k]}")
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.4))
 for ax, k, x in zip(axes, ("pixel", "latent"), (x_pixel, x_latent)):
     image_grid(x[:16].cpu(), nrow=8, ax=ax,
                title=f"{k}: FID {fids[k].value:.0f}")
-fig.suptitle(f"unconditional samples after {P['budget_seconds']} s "
-             "of training each")
+fig.suptitle("unconditional samples of the two full runs")
 show_jpeg(fig)
 
+# %%
+curve = meta3["metrics"].get("fid_over_training") or {}
+comparable = (curve.get("samples") == n
+              and f"{P['sampling_steps']} steps" in curve.get("sampler", ""))
+fig, ax = plt.subplots(figsize=(6, 3.2))
+if comparable:  # the pixel model's FID over training, in PFLOP
+    per_step = pflop["pixel"] / pixel_recipe["steps"]
+    ax.errorbar([s * per_step for s in curve["steps"]], curve["fid"],
+                yerr=curve["std"], marker=".", color="C0",
+                label="pixel (chapter 3), over training")
+for k, colour in (("pixel", "C0"), ("latent", "C1")):
+    ax.errorbar([pflop[k]], [fids[k].value], yerr=[fids[k].std or 0],
+                marker="o", color=colour, ls="none", label=f"{k}, full run")
+ax.set(xlabel="training compute (PFLOP)", ylabel="FID", xscale="log",
+       title=f"FID of {n:,} unconditional samples, DDIM "
+             f"{P['sampling_steps']} steps")
+ax.legend()
+plt.show()
+pixel_at_budget = None
+if comparable:  # the pixel curve at the latent model's compute
+    log_c = np.log([s * per_step for s in curve["steps"]])
+    if log_c[0] <= np.log(pflop["latent"]) <= log_c[-1]:
+        pixel_at_budget = float(np.interp(np.log(pflop["latent"]), log_c,
+                                          curve["fid"]))
+        print(f"at the latent model's {pflop['latent']:.2f} PFLOP the pixel "
+              f"model's FID was {pixel_at_budget:.1f} (its curve, "
+              "interpolated in log compute); the latent model's is "
+              f"{fids['latent'].value:.1f}")
+    else:
+        print("the latent model's compute lies outside the pixel model's "
+              "curve: compare the full-run points")
+
 # %% [markdown]
-# In `smoke`, the FIDs of a few dozen samples from models trained for seconds only say that the
-# code runs; the `full` profile's numbers (on the Results page when a GPU run has produced them)
-# are the comparison to read. What holds at every size: the latent model sees 12 times fewer
-# numbers per image, so at equal width it takes more steps per second, and its samples cost one
-# decoder pass more.
+# Read the plot as a race: for the same compute, which point lies lower? In `smoke`, the FIDs of
+# a few dozen samples from models trained for seconds only say that the code runs. What holds at
+# every size: the latent model sees 12 times fewer numbers per image, so at equal width it takes
+# more steps per second, and its samples cost one decoder pass more.
 
 # %%
 report({
@@ -552,23 +608,30 @@ report({
         "sampling_steps": P["sampling_steps"],
         "description": "the same share with the empty caption on the same "
                        "noise"},
-    "fid_latent_equal_budget": {
+    "fid_latent": {
         "value": fids["latent"], "samples": n,
         "sampling_steps": P["sampling_steps"],
-        "description": f"latent model after {P['budget_seconds']} s "
-                       "of training"},
-    "fid_pixel_equal_budget": {
+        "description": f"latent model (empty caption), {pflop['latent']:.2f} "
+                       "PFLOP of training"},
+    "fid_pixel": {
         "value": fids["pixel"], "samples": n,
         "sampling_steps": P["sampling_steps"],
-        "description": f"chapter 3's pixel U-Net after "
-                       f"{P['budget_seconds']} s of training"},
+        "description": f"chapter 3's pixel U-Net, {pflop['pixel']:.2f} "
+                       "PFLOP of training"},
+    **({"fid_pixel_at_latent_budget": {
+        "value": pixel_at_budget, "samples": n,
+        "sampling_steps": P["sampling_steps"],
+        "description": "chapter 3's FID-over-training curve at the latent "
+                       "model's training compute"}}
+       if pixel_at_budget is not None else {}),
     "train_speedup_latent": {
         "value": (cost["latent"].steps_per_second
                   / cost["pixel"].steps_per_second),
         "description": "latent / pixel training steps per second, "
                        "same batch"},
-}, notes={"training": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
-                      f"in {train_seconds:.0f} s on {device}"})
+}, notes={"training": f"{run['steps']:,} steps of batch {run['batch']} in "
+                      f"{(meta['train_seconds'] or 0) / 3600:.2f} h on "
+                      f"{meta['hardware']}"})
 
 # %% [markdown]
 # ## Summary

@@ -22,8 +22,9 @@
 #
 # **Time:** about one and a half minutes on a 2-core CPU in the `smoke` profile (the teacher is chapter 6's
 # tiny model, loaded; the student is distilled for a few hundred steps: the samples are blobs, the
-# code path is the real one). **Outputs on this page** were produced by executing it in the profile
-# and on the hardware that the set-up cell prints.
+# code path is the real one). In the `laptop` profile the page distils live for its first steps
+# and loads the full distillation, published with the course. **Outputs on this page** were
+# produced by executing it in the profile and on the hardware that the set-up cell prints.
 
 # %%
 import os
@@ -52,7 +53,6 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
-from course_lib.course.artifacts import save_artifact
 from course_lib.data.captions import caption_images, tokenize
 from course_lib.process.consistency import (c_out, c_skip, consistency_output,
                                             lcm_grid)
@@ -65,12 +65,14 @@ from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.data.latents import decode_latents, encode_images
 from course_lib.recipes.ch06_ldm import chapter6_ldm
 from course_lib.process.lcm_distillation import guided_ddim_step
-from course_lib.recipes.ch09_lcm import (distill_lcm, lcm_lora_student,
-                                         lcm_recipe, one_step_error)
+from course_lib.recipes.ch09_lcm import (chapter9_lcm, distill_lcm,
+                                         lcm_lora_student, lcm_recipe,
+                                         one_step_error)
 from course_lib.models.lora import trainable_parameters
 from course_lib.book.plotting import image_grid, show_jpeg
 from course_lib.recipes.ch02_vae import chapter2_vae
 from course_lib.book.results import report
+from course_lib.book.runs import show_run
 from course_lib.process.schedules import make_schedule
 from course_lib.process.text_guidance import text_cfg_model
 
@@ -79,20 +81,23 @@ device = course_lib.default_device()
 # distillation settings (course_lib.recipes.ch09_lcm)
 recipe = lcm_recipe(profile)
 P = profile.choose(  # this chapter's evaluation sizes, per profile
-    smoke=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=64,
-               fid_reference=200, lora_steps=150),
-    laptop=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=500,
-                fid_reference=10_000,
+    smoke=dict(live_steps=40, w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
+               fid_samples=64, fid_reference=200, lora_steps=150),
+    laptop=dict(live_steps=100, w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
+                fid_samples=500, fid_reference=10_000,
                 lora_steps=1_000),  # provisional (issue 20)
-    colab=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
+    colab=dict(live_steps=200, w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
                fid_samples=2_000, fid_reference=10_000, lora_steps=2_000),
-    full=dict(w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
+    full=dict(live_steps=500, w=3.0, steps=(1, 2, 4, 8), teacher_steps=50,
               fid_samples=10_000, fid_reference=10_000, lora_steps=10_000),
 )
-course_lib.show_setup("9 · Consistency models and latent consistency models", {
+course_lib.show_setup(
+    "9 · Consistency models and latent consistency models", {
     "teacher": "chapter 6's text-to-image latent model "
                "(loaded as an artifact, trained again if missing)",
-    "distillation": f"{recipe['steps']:,} steps of batch {recipe['batch']}, "
+    "distillation": f"{recipe['steps']:,} steps of batch {recipe['batch']} "
+                    f"({P['live_steps']:,} live, the full run trained "
+                    "or loaded), "
                     f"w drawn in [{recipe['w_min']}, {recipe['w_max']}], "
                     "skipping-step DDIM solver on "
                     f"{recipe['original_inference_steps']} steps",
@@ -233,29 +238,34 @@ torch.testing.assert_close(mine, guided_ddim_step(teacher, schedule, z_noisy,
                                                   tokens[:4].to(device), w))
 print("my guided skipping step equals course_lib's guided_ddim_step")
 
+# %% [markdown]
+# The page distils live for the recipe's first steps (the same seed, data order and warm-up as
+# the full run); `chapter9_lcm` loads the full distillation when it is in the course cache or
+# published with the course, and runs it now otherwise, with a checkpoint so that an interrupted
+# run resumes (`scripts/train.py ch09_lcm --profile laptop` made the published one).
+
 # %%
 t0 = time.perf_counter()
-run = distill_lcm(recipe, teacher, mu, logvar, tokens.to(device), scale,
-                  schedule=schedule)
-student = run.ema.eval()
-distill_seconds = time.perf_counter() - t0
+live = distill_lcm(recipe, teacher, mu, logvar, tokens.to(device), scale,
+                   schedule=schedule, steps=P["live_steps"])
+print(f"{P['live_steps']:,} steps of batch {recipe['batch']} in "
+      f"{time.perf_counter() - t0:.0f} s on {device}")
+student, meta = chapter9_lcm(
+    profile, device, stand_in=False,
+    checkpoint_path=cache_dir() / "checkpoints"
+    / f"ch09_lcm-{profile.name}.pt")
+student.eval()
+if meta["config"]["teacher_sha256"] != teacher_meta["sha256"]:
+    raise ValueError(f"{meta['name']} was distilled from another teacher "
+                     f"than {teacher_meta['name']}: run chapter 6 and this "
+                     "chapter again")
 extra = (sum(p.numel() for p in student.parameters())
          - sum(p.numel() for p in teacher.parameters()))
-print(f"distilled {recipe['steps']:,} steps in {distill_seconds:.0f} s; "
-      f"the student adds {extra:,} parameters "
-      f"(the w embedding's projection) to the teacher's")
-path = save_artifact(
-    f"ch09_lcm-{profile.name}", student,
-    {"model": student.denoiser.config.to_dict(), "recipe": recipe,
-     "teacher": teacher_meta["name"],
-     "teacher_sha256": teacher_meta["sha256"], "latent_scale": scale,
-     "vae": vae_meta["name"], "vae_sha256": vae_meta["sha256"],
-     "data": train_data.source_id, "processes": 1},
-    profile=profile.name,
-    produced_by="chapters/09_lcm (course_lib.recipes.ch09_lcm.distill_lcm)",
-    seconds=distill_seconds)
-print(f"saved {path.name} ({path.stat().st_size / 1e6:.1f} MB) "
-      "in the course cache (artifacts/)")
+print(f"the student adds {extra:,} parameters (the w embedding's "
+      "projection) to the teacher's")
+show_run(meta, live, what="latent consistency model",
+         ylabel="distillation loss (window mean)")
+plt.show()
 
 # %% [markdown]
 # ## Sampling in a few steps
@@ -429,8 +439,9 @@ report({
     "one_step_gap_before": {
         "value": gaps["before distillation (the teacher's x0 estimate)"],
         "description": "the same before distillation"},
-}, notes={"distillation": f"{recipe['steps']:,} steps in "
-                          f"{distill_seconds:.0f} s on {device}"})
+}, notes={"distillation": f"{meta['config']['recipe']['steps']:,} steps in "
+                          f"{(meta['train_seconds'] or 0) / 3600:.2f} h on "
+                          f"{meta['hardware']}"})
 
 # %% [markdown]
 # ## Summary

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -56,6 +56,9 @@ TRAIN_STEP_FIXED_S = 150 * LAUNCH_S
 INCEPTION_FLOPS = 2 * 5.71e9
 INCEPTION_OPS = 320  # ~94 convolutions, each with its batch norm and ReLU, plus pooling and concatenation
 FID_BATCH = 250
+# One bootstrap resampling of an FID (``fid(..., bootstrap=B)``: the Frechet distance again on resampled
+# features, float64, on the samples' device): ~0.3 s on a 2-core CPU (laptop_cost), assumed 0.05 s on a T4.
+BOOTSTRAP_S = 0.05
 BUDGET_MINUTES = 45  # a chapter's colab plan must fit one Colab session with room to spare
 
 _VIEW_OPS = {"view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
@@ -91,17 +94,19 @@ class ModelCost:
 
 
 @lru_cache(maxsize=None)
-def model_cost(key: str) -> ModelCost:
-    """Forward flops per sample and ops per call of the plans' model ``key`` (``t4_plans.MODELS``), counted at
-    batch 2 (flops / 2) on the meta device, or on the CPU where a model checks its inputs' values (labels and
-    tokens in range), which meta tensors do not hold. "inception" is the FID network, from torchvision's count."""
+def model_cost(key: str, profile: str = "colab") -> ModelCost:
+    """Forward flops per sample and ops per call of the plans' model ``key`` (``plan_models.MODELS``) at ``profile``'s
+    sizes, counted at batch 2 (flops / 2) on the meta device, or on the CPU where a model checks its inputs' values
+    (labels and tokens in range), which meta tensors do not hold. "inception" is the FID network, from
+    torchvision's count."""
     if key == "inception":
         return ModelCost(INCEPTION_FLOPS, INCEPTION_OPS)
-    from .t4_plans import MODELS  # the plans import this module
+    from ..course.profiles import PROFILES
+    from .plan_models import MODELS
     for device in ("meta", "cpu"):
         try:
             with torch.device(device):
-                fn, args = MODELS[key](2)
+                fn, args = MODELS[key](2, PROFILES[profile])
                 return ModelCost(forward_flops(fn, *args) / 2, count_ops(fn, *args))
         except RuntimeError:  # "Tensor.item() cannot be called on meta tensors": count on the CPU
             if device == "cpu":
@@ -112,9 +117,12 @@ def model_cost(key: str) -> ModelCost:
 @dataclass(frozen=True)
 class Item:
     """One line of a plan. ``kind``: "train" (``calls`` optimizer steps at ``batch``), "fp32" or "amp"
-    (``calls`` forward calls at ``batch``), "cpu" (``calls`` x ``seconds`` of host work) or "fixed"
+    (``calls`` forward calls at ``batch``), "bootstrap" (``calls`` FID resamplings), "cpu" (``calls`` x
+    ``seconds`` of host work) or "fixed"
     (``seconds`` of wall time set by the chapter itself). ``counted`` False: a model another chapter
-    trains and this one loads (shown, not summed)."""
+    trains and this one loads (shown, not summed). ``published``: the work of a train-or-load model's full
+    run (``chapter3_unet`` and the like), which the chapter does on a GPU and loads where the model is
+    published (the ``laptop`` profile: ``course_lib.book.laptop_cost``). ``profile``: whose sizes (recipes)."""
 
     label: str
     kind: str
@@ -124,11 +132,15 @@ class Item:
     seconds: float = 0.0
     counted: bool = True
     passes: float = field(default=1.0)  # forward-equivalents per call beyond a plain pass (e.g. 3: a training step)
+    published: bool = False
+    profile: str = "colab"
 
     def seconds_total(self) -> float:
         if self.kind in ("cpu", "fixed"):
             return self.calls * self.seconds
-        cost = model_cost(self.model)
+        if self.kind == "bootstrap":
+            return self.calls * BOOTSTRAP_S
+        cost = model_cost(self.model, self.profile)
         rate = {"train": TRAIN_AMP_FLOPS, "fp32": INFER_FP32_FLOPS, "amp": INFER_AMP_FLOPS}[self.kind]
         compute = self.passes * cost.flops * self.batch / rate
         launch = self.passes * cost.ops * LAUNCH_S
@@ -138,22 +150,35 @@ class Item:
 
 # ---- items in the words of the chapters ---------------------------------------------------------------
 
-def train(label: str, model: str, steps: int, batch: int, *, passes: float = 3.0, counted: bool = True) -> Item:
+def train(label: str, model: str, steps: int, batch: int, *, passes: float = 3.0, counted: bool = True,
+          published: bool = False) -> Item:
     """``steps`` optimizer steps at ``batch``: forward + backward ~ 3 forward passes (``passes``)."""
-    return Item(label, "train", model, steps, batch, passes=passes, counted=counted)
+    return Item(label, "train", model, steps, batch, passes=passes, counted=counted, published=published)
 
 
 def sample(label: str, model: str, images: int, nfe: float, batch: int, *, cfg: bool = False,
-           amp: bool = False) -> Item:
+           amp: bool = False, published: bool = False) -> Item:
     """``images`` samples with ``nfe`` network evaluations each, in batches of ``batch``; ``cfg``: each
     evaluation runs the doubled batch (conditional and unconditional in one pass)."""
     b = min(batch, images)
-    return Item(label, "amp" if amp else "fp32", model, math.ceil(images / b) * nfe, 2 * b if cfg else b)
+    return Item(label, "amp" if amp else "fp32", model, math.ceil(images / b) * nfe, 2 * b if cfg else b,
+                published=published)
 
 
 def fid(label: str, images: int) -> Item:
     """Inception features of ``images`` images (the FID of samples, or a reference's statistics)."""
     return Item(label, "fp32", "inception", math.ceil(images / FID_BATCH), min(images, FID_BATCH))
+
+
+def fid_reference(images: int) -> Item:
+    """The FID reference's Inception statistics: the 10,000 CIFAR-10 test images' are published with the course
+    (``results/fid``) and loaded in every profile (not counted); another count is computed."""
+    return replace(fid(f"FID reference statistics, {images:,} test images", images), counted=images != 10_000)
+
+
+def bootstrap(label: str, points: int, resamplings: int) -> Item:
+    """The bootstrap standard deviations of ``points`` FIDs, ``resamplings`` each."""
+    return Item(label, "bootstrap", calls=points * resamplings)
 
 
 def cpu(label: str, calls: int, seconds_each: float) -> Item:
@@ -173,10 +198,13 @@ def plan_minutes(items: list[Item]) -> float:
     return sum(i.seconds_total() for i in items if i.counted) / 60
 
 
-def chapter_plan(chapter: int, **changes) -> list[Item]:
-    """Chapter ``chapter``'s colab plan; ``changes`` replace its P or recipe values (see ``t4_plans``)."""
+def chapter_plan(chapter: int, profile: str = "colab", values: dict | None = None, **changes) -> list[Item]:
+    """Chapter ``chapter``'s plan at ``profile``'s recipes and the chapter's P ``values`` for it (default: its
+    colab values, ``t4_plans.CHAPTER_P``); ``changes`` replace P or recipe values (see ``t4_plans``)."""
+    from ..course.profiles import PROFILES
     from .t4_plans import PLANS
-    return PLANS[chapter](**changes)
+    items = PLANS[chapter](profile=PROFILES[profile], values=values, **changes)
+    return [replace(item, profile=profile) for item in items]
 
 
 def estimate_t4_minutes(chapter: int, **changes) -> float:

@@ -8,63 +8,26 @@ keyword ``changes`` that replace those values, e.g. ``ch03(steps=10_000)``: how 
 on a T4), true for the chapters in ``SAMPLING_AUTOCAST``; items a chapter keeps in float32 leave ``amp`` out.
 Models another chapter trains are listed as not counted (``counted=False``): the estimate assumes their
 artifact is loaded.
-Work of a few seconds (checks on 8 images, plots, the captions' Python loops) is left out.
+Work of a few seconds (checks on 8 images, plots, the captions' Python loops) is left out. The plans' models
+(``MODELS``, by key) are built in ``plan_models``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
-import torch
-
-from ..course.profiles import PROFILES
-from ..data.captions import MAX_TOKENS
-from ..models.classifier import Classifier
-from ..models.dit import DiT
-from ..models.ldm import LatentDenoiser
-from ..models.mlp import MLPConfig, MLPDenoiser
-from ..models.unet import UNet
-from ..models.vae import VAE, VAEConfig
+from ..course.profiles import PROFILES, Profile
 from ..recipes.ch02_vae import sweep_recipe, vae_recipe
-from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe, unet_config
-from ..recipes.ch05_cfg import classifier_config, classifier_recipe, noisy_classifier_recipe
-from ..recipes.ch06_ldm import ldm_config, ldm_recipe
-from ..recipes.ch07_dit import dit_config, dit_recipe, lora_recipe
+from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe
+from ..recipes.ch05_cfg import cfg_recipe, classifier_recipe
+from ..recipes.ch06_ldm import ldm_recipe
+from ..recipes.ch07_dit import dit_recipe, lora_recipe
 from ..recipes.ch08_flow import fm_recipe, reflow_recipe
 from ..recipes.ch09_lcm import lcm_recipe
-from .t4_cost import Item, cpu, fid, fixed, sample, train
+from .t4_cost import Item, bootstrap, cpu, fid, fid_reference, sample, train
 
 COLAB = PROFILES["colab"]
-_long = lambda b: torch.zeros(b, dtype=torch.long)  # noqa: E731
-_img = lambda b, c=3, s=32: torch.zeros(b, c, s, s)  # noqa: E731
-
-
-def _vae(**overrides) -> VAE:
-    return VAE(VAEConfig(**{**vae_recipe(COLAB)["model"], **overrides}))
-
-
-def _ldm() -> LatentDenoiser:
-    return LatentDenoiser(ldm_config(ldm_recipe(COLAB), _vae().config.latent_shape()))
-
-
-# key -> (batch -> (callable, args)): the forward call each plan item runs, built on the caller's device
-MODELS: dict[str, Callable[[int], tuple[Callable, tuple]]] = {
-    "mlp": lambda b: (MLPDenoiser(MLPConfig(**fm_recipe(COLAB, "swiss_roll")["mlp"])).eval(),
-                      (torch.zeros(b, 2), _long(b))),
-    "vae": lambda b: (_vae().eval(), (_img(b),)),
-    "vae_16x16": lambda b: (_vae(channel_mult=(1, 2)).eval(), (_img(b),)),
-    "vae_encode": lambda b: (_vae().eval().encode, (_img(b),)),
-    "vae_decode": lambda b: (_vae().eval().decode, (torch.zeros(b, *_vae().config.latent_shape()),)),
-    "unet": lambda b: (UNet(unet_config(ddpm_recipe(COLAB))).eval(), (_img(b), _long(b))),
-    "unet_cond": lambda b: (UNet(unet_config(ddpm_recipe(COLAB), num_classes=10)).eval(),
-                            (_img(b), _long(b), _long(b))),
-    "classifier": lambda b: (Classifier(classifier_config(classifier_recipe(COLAB))).eval(), (_img(b),)),
-    "noisy_classifier": lambda b: (Classifier(classifier_config(noisy_classifier_recipe(COLAB))).eval(),
-                                   (_img(b), _long(b))),
-    "ldm": lambda b: (_ldm().eval(), (torch.zeros(b, *_vae().config.latent_shape()), _long(b),
-                                      torch.ones(b, MAX_TOKENS, dtype=torch.long))),
-    "dit_s4": lambda b: (DiT(dit_config(dit_recipe(COLAB, "S/4"))).eval(), (_img(b), _long(b), _long(b))),
-}
 
 # The chapters' P colab values (chapters/NN_*/NN_*.py, ``P = profile.choose(...)``), as far as the plans use them.
 CHAPTER_P: dict[int, dict[str, Any]] = {
@@ -77,13 +40,16 @@ CHAPTER_P: dict[int, dict[str, Any]] = {
             fid_samples=1_000, fid_reference=10_000, sample_batch=500, show_images=8, invert_images=64,
             invert_steps=(10, 50, 200),
             edm_grid={k: (5, 10, 18) for k in ("Heun, Karras", "Euler, Karras", "DPM-Solver++(2M), Karras")},
-            sweep_steps=10, sweep_samples=1_000, rhos=(1, 3, 7), churns=(0, 1, 2, 4)),
-    5: dict(weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50, fid_reference=10_000,
-            sample_batch=500, guidance_scales=(0.0, 3.0, 10.0)),
-    6: dict(sampling_steps=50, samples_per_colour=64, budget_seconds=600, fid_samples=2_000, fid_reference=10_000),
+            sweep_steps=10, sweep_samples=1_000, rhos=(1, 3, 7), churns=(0, 1, 2, 4), bootstrap=200),
+    5: dict(live_steps=200, weights=(0.0, 1.0, 2.0, 4.0, 7.5), samples_per_class=100, sampling_steps=50,
+            fid_reference=10_000, sample_batch=500, guidance_scales=(0.0, 3.0, 10.0), cg_samples_per_class=50,
+            negative_samples=500, bootstrap=50),
+    6: dict(live_steps=300, w=3.0, sampling_steps=50, samples_per_colour=64, fid_samples=2_000, fid_reference=10_000,
+            bootstrap=20),
     7: dict(main="S/4", scaling=("S/4",), sampling_steps=50, fid_samples=2_000, fid_reference=10_000, lora_samples=500),
     8: dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=2_000, fid_reference=10_000),
-    9: dict(steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=2_000, fid_reference=10_000, lora_steps=2_000),
+    9: dict(live_steps=200, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=2_000, fid_reference=10_000,
+            lora_steps=2_000),
 }
 
 
@@ -91,17 +57,18 @@ CHAPTER_P: dict[int, dict[str, Any]] = {
 SAMPLING_AUTOCAST = {3, 5, 7, 8}
 
 
-def _v(ch: int, recipe: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """The chapter's P values and its recipe's, with ``changes`` (a name in neither is an error) and ``amp``."""
-    base = {**recipe, **CHAPTER_P[ch], "amp": ch in SAMPLING_AUTOCAST}
+def _v(ch: int, recipe: dict[str, Any], changes: dict[str, Any], values: dict[str, Any] | None) -> dict[str, Any]:
+    """The chapter's P values (``values``, default its colab ones, ``CHAPTER_P``) and its recipe's, with
+    ``changes`` (a name in neither is an error) and ``amp``."""
+    base = {**recipe, **(CHAPTER_P[ch] if values is None else values), "amp": ch in SAMPLING_AUTOCAST}
     unknown = set(changes) - set(base)
     if unknown:
         raise KeyError(f"chapter {ch}'s plan has no value {sorted(unknown)}; it has {sorted(base)}")
     return {**base, **changes}
 
 
-def ch01(**changes) -> list[Item]:
-    v = _v(1, {}, changes)
+def ch01(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    v = _v(1, {}, changes, values)
     s = lambda label, n, nfe: sample(label, "mlp", n, nfe, n, amp=v["amp"])  # noqa: E731
     return [train("MLP, linear schedule", "mlp", v["steps"], v["batch"]),
             train("MLP, cosine schedule", "mlp", v["steps"], v["batch"]),
@@ -113,40 +80,44 @@ def ch01(**changes) -> list[Item]:
             s("inline sampler check, 64 points, 2 x 1,000 steps", 64, 2_000)]
 
 
-def ch02(**changes) -> list[Item]:
-    v = _v(2, vae_recipe(COLAB), changes)
+def ch02(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    v = _v(2, vae_recipe(profile), changes, values)
     n_eval, n_fid, amp = v["eval_images"], v["fid_samples"], v["amp"]
-    sweep_steps = sweep_recipe(COLAB, "ch02_sweep_beta1")["steps"]
+    sweep_steps = sweep_recipe(profile, "ch02_sweep_beta1")["steps"]
     return [train("VAE: the first steps, live", "vae", v["live_steps"], v["batch"]),
-            train("VAE: the full run", "vae", v["steps"], v["batch"]),
-            train("sweep: 3 betas", "vae", 3 * sweep_steps, v["batch"]),
-            train("sweep: 4x16x16 latents", "vae_16x16", sweep_steps, v["batch"]),
+            train("VAE: the full run", "vae", v["steps"], v["batch"], published=True),
+            train("sweep: 3 betas", "vae", 3 * sweep_steps, v["batch"], published=True),
+            train("sweep: 4x16x16 latents", "vae_16x16", sweep_steps, v["batch"], published=True),
             sample("reconstructions + bits/dim of the test images", "vae", 2 * n_eval, 1, 500, amp=amp),
             sample("sweep: rate and distortion, 4 models", "vae", 8 * n_eval, 1, 500, amp=amp),
             sample("FID: prior samples and reconstructions", "vae", n_fid, 2, 500, amp=amp),
-            fid("FID: Inception, reference + 2 x samples", v["fid_reference"] + 2 * n_fid)]
+            fid_reference(v["fid_reference"]),
+            fid("FID: Inception, 2 x samples", 2 * n_fid)]
 
 
-def ch03(**changes) -> list[Item]:
-    v = _v(3, ddpm_recipe(COLAB), changes)
+def ch03(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    v = _v(3, ddpm_recipe(profile), changes, values)
     T, amp, b = v["num_steps"], v["amp"], v["sample_batch"]
     nc, n_fid = v["compare_fid_samples"], v["fid_steps"]
-    compare_steps = compare_recipe(COLAB, "cosine", "v")["steps"]
+    compare_steps = compare_recipe(profile, "cosine", "v")["steps"]
     return [train("U-Net, DDPM: the first steps, live", "unet", v["live_steps"], v["batch"]),
-            train("U-Net, DDPM: the full run", "unet", v["steps"], v["batch"]),
-            sample("samples over training: 15 x 16 x 50 DDIM steps (float32)", "unet", 16, 15 * 50, 16),
+            train("U-Net, DDPM: the full run", "unet", v["steps"], v["batch"], published=True),
+            sample("samples over training: 14 x 16 x 50 DDIM steps (float32)", "unet", 16, 14 * 50, 16,
+                   published=True),
+            sample("samples over training: the live model, 16 x 50 DDIM steps (float32)", "unet", 16, 50, 16),
             sample(f"DDPM samples, {v['snapshot_images']} x {T} steps", "unet", v["snapshot_images"], T,
                    v["snapshot_images"], amp=amp),
             sample(f"FID samples, {v['fid_samples']:,} x {n_fid} steps", "unet", v["fid_samples"], n_fid, b, amp=amp),
-            fid("FID: Inception, reference + samples", v["fid_reference"] + v["fid_samples"]),
-            train("comparison: 3 more U-Nets", "unet", 3 * compare_steps, v["batch"]),
+            fid_reference(v["fid_reference"]),
+            fid("FID: Inception, samples", v["fid_samples"]),
+            train("comparison: 3 more U-Nets", "unet", 3 * compare_steps, v["batch"], published=True),
             sample("comparison: x0 error, 3 x 6 steps (float32)", "unet", v["eval_images"], 18, v["eval_images"]),
             sample(f"comparison: 3 x {nc:,} samples x {n_fid} steps", "unet", nc, 3 * n_fid, b, amp=amp),
             fid("comparison: Inception, 3 x samples", 3 * nc)]
 
 
-def ch04(**changes) -> list[Item]:
-    v = _v(4, ddpm_recipe(COLAB), changes)
+def ch04(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    v = _v(4, ddpm_recipe(profile), changes, values)
     n, amp, grid, edm = v["fid_samples"], v["amp"], v["grid"], v["edm_grid"]
     heun = lambda name, k: 2 * k - 1 if name.startswith("Heun") else k  # noqa: E731 (Heun: 2k - 1 NFE)
     nfe = sum(heun(name, k) for name, counts in grid.items() for k in counts)
@@ -157,7 +128,10 @@ def ch04(**changes) -> list[Item]:
             sample("step-count slider and eta rows", "unet", v["show_images"], slider + 4 * 50, 8, amp=amp),
             sample(f"FID: {points} sampler and step-count points ({nfe} NFE per image)", "unet", n, nfe,
                    v["sample_batch"], amp=amp),
-            fid(f"FID: Inception, reference + {points} x samples", v["fid_reference"] + points * n),
+            fid_reference(v["fid_reference"]),
+            fid(f"FID: Inception, {points} x samples", points * n),
+            bootstrap("FID bootstrap sds, every point", points + edm_points + len(v["rhos"]) + len(v["churns"]),
+                      v["bootstrap"]),
             sample(f"EDM: {edm_points} points on Karras steps ({edm_nfe} NFE per image)", "unet", n, edm_nfe,
                    v["sample_batch"], amp=amp),
             fid(f"EDM: Inception, {edm_points} x samples", edm_points * n),
@@ -168,53 +142,67 @@ def ch04(**changes) -> list[Item]:
             sample("interpolation, 2 paths", "unet", 8, 2 * max(v["invert_steps"]), 8, amp=amp)]
 
 
-def ch05(**changes) -> list[Item]:
-    v = _v(5, {**ddpm_recipe(COLAB), "clf_steps": classifier_recipe(COLAB)["steps"],
-               "clf_batch": classifier_recipe(COLAB)["batch"]}, changes)
+def ch05(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    v = _v(5, {**cfg_recipe(profile), "clf_steps": classifier_recipe(profile)["steps"],
+               "clf_batch": classifier_recipe(profile)["batch"]}, changes, values)
     n, K, amp, b = 10 * v["samples_per_class"], v["sampling_steps"], v["amp"], v["sample_batch"]
     single = sum(1 for w in v["weights"] if w in (0.0, 1.0))  # w = 0 or 1: one pass, not the doubled batch
     guided_rows = 2 * len(v["guidance_scales"])
-    return [train("class-conditional U-Net (CFG)", "unet_cond", v["steps"], v["batch"]),
+    n_cg = 10 * v["cg_samples_per_class"]
+    return [train("class-conditional U-Net: the first steps, live", "unet_cond", v["live_steps"], v["batch"]),
+            train("class-conditional U-Net (CFG): the full run", "unet_cond", v["steps"], v["batch"], published=True),
             train("chapter 3's U-Net (loaded)", "unet", v["steps"], v["batch"], counted=False),
-            train("noise-aware classifier", "noisy_classifier", v["clf_steps"], v["clf_batch"]),
-            train("evaluation classifier", "classifier", v["clf_steps"], v["clf_batch"]),
+            train("noise-aware classifier", "noisy_classifier", v["clf_steps"], v["clf_batch"], published=True),
+            train("evaluation classifier", "classifier", v["clf_steps"], v["clf_batch"], published=True),
             sample("classifier guidance: U-Net", "unet", 8, guided_rows * K, 8, amp=amp),
             Item("classifier guidance: classifier gradients", "amp" if amp else "fp32", "noisy_classifier",
                  guided_rows * K, 8, passes=3),
+            sample("classifier guidance measured: U-Net", "unet", n_cg, len(v["guidance_scales"]) * K, b, amp=amp),
+            Item("classifier guidance measured: classifier gradients", "amp" if amp else "fp32",
+                 "noisy_classifier", math.ceil(n_cg / b) * len(v["guidance_scales"]) * K, min(b, n_cg), passes=3),
             sample(f"sweep, w in {v['weights']}: one-pass weights", "unet_cond", n, single * K, b, amp=amp),
             sample("sweep: guided weights (doubled batch)", "unet_cond", n, (len(v["weights"]) - single) * K, b,
                    cfg=True, amp=amp),
-            fid("FID: Inception, reference + samples", v["fid_reference"] + len(v["weights"]) * n),
+            fid_reference(v["fid_reference"]),
+            fid("FID: Inception, samples", len(v["weights"]) * n),
+            bootstrap("FID bootstrap sds", len(v["weights"]), v["bootstrap"]),
             sample("accuracy of the samples (float32)", "classifier", len(v["weights"]) * n, 1, 1000),
-            sample("negative, interval, rescale rows", "unet_cond", 8, 4 * K, 8, cfg=True, amp=amp)]
+            sample("negative, interval, rescale rows", "unet_cond", 8, 4 * K, 8, cfg=True, amp=amp),
+            sample("negative guidance measured", "unet_cond", v["negative_samples"], 2 * K, b, cfg=True, amp=amp),
+            sample("accuracy of the classifier-guided and negative samples (float32)", "classifier",
+                   n_cg * len(v["guidance_scales"]) + 2 * v["negative_samples"], 1, 1000)]
 
 
-def ch06(**changes) -> list[Item]:
-    v = _v(6, ldm_recipe(COLAB), changes)
+def ch06(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    v = _v(6, ldm_recipe(profile), changes, values)
     K, amp, n = v["sampling_steps"], v["amp"], v["fid_samples"]
     m = v["samples_per_colour"]
-    return [train("chapter 2's VAE (loaded)", "vae", 15_000, 128, counted=False),
+    return [train("chapter 2's VAE (loaded)", "vae", vae_recipe(profile)["steps"], 128, counted=False),
+            train("chapter 3's U-Net (loaded)", "unet", ddpm_recipe(profile)["steps"], 128, counted=False),
             sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
-            train("text-to-image latent U-Net", "ldm", v["steps"], v["batch"]),
+            train("text-to-image latent U-Net: the first steps, live", "ldm", v["live_steps"], v["batch"]),
+            train("text-to-image latent U-Net: the full run", "ldm", v["steps"], v["batch"], published=True),
             sample("5 colours, guided (doubled batch)", "ldm", m, 5 * K, m, cfg=True, amp=amp),
             sample("empty caption", "ldm", m, K, m, amp=amp),
             sample("SDEdit (6 strengths) and inpainting", "ldm", 4, 7 * K, 4, cfg=True, amp=amp),
             train("training cost: pixel U-Net, 12 steps", "unet", 12, v["batch"]),
             train("training cost: latent U-Net, 12 steps", "ldm", 12, v["batch"]),
-            fixed(f"equal-budget training, 2 x {v['budget_seconds']} s", 2 * v["budget_seconds"]),
-            sample(f"FID: {n:,} pixel samples", "unet", n, K, n, amp=amp),
-            sample(f"FID: {n:,} latent samples", "ldm", n, K, n, amp=amp),
+            sample(f"FID: {n:,} pixel samples", "unet", n, K, 250, amp=amp),
+            sample(f"FID: {n:,} latent samples", "ldm", n, K, 250, amp=amp),
             sample("decode the latents", "vae_decode", 6 * m + n, 1, 500, amp=amp),
-            fid("FID: Inception, reference + 2 x samples", v["fid_reference"] + 2 * n)]
+            fid_reference(v["fid_reference"]),
+            fid("FID: Inception, 2 x samples", 2 * n),
+            bootstrap("FID bootstrap sds", 2, v["bootstrap"])]
 
 
-def ch07(**changes) -> list[Item]:
-    v = _v(7, {**dit_recipe(COLAB, "S/4"), "lora_steps": lora_recipe(COLAB)["steps"],
-               "lora_batch": lora_recipe(COLAB)["batch"]}, changes)
+def ch07(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    v = _v(7, {**dit_recipe(profile, "S/4"), "lora_steps": lora_recipe(profile)["steps"],
+               "lora_batch": lora_recipe(profile)["batch"]}, changes, values)
     K, amp, n = v["sampling_steps"], v["amp"], v["fid_samples"]
-    return [train("DiT-S/4", "dit_s4", v["steps"], v["batch"]),
+    return [train("DiT-S/4", "dit_s4", v["steps"], v["batch"], published=True),
             sample(f"FID: {n:,} guided samples (doubled batch)", "dit_s4", n, K, n, cfg=True, amp=amp),
-            fid("FID: Inception, reference + samples", v["fid_reference"] + n),
+            fid_reference(v["fid_reference"]),
+            fid("FID: Inception, samples", n),
             train("training cost: DiT, 12 steps", "dit_s4", 12, v["batch"]),
             train("training cost: U-Net, 12 steps", "unet_cond", 12, v["batch"]),
             train("LoRA fine-tune", "dit_s4", v["lora_steps"], v["lora_batch"]),
@@ -228,14 +216,14 @@ def ch07(**changes) -> list[Item]:
 OT_ASSIGNMENT_S = 0.35
 
 
-def ch08(**changes) -> list[Item]:
-    toy, toy_reflow, cifar, cifar_reflow = (fm_recipe(COLAB, "swiss_roll"), reflow_recipe(COLAB, "swiss_roll"),
-                                            fm_recipe(COLAB), reflow_recipe(COLAB))
+def ch08(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    toy, toy_reflow, cifar, cifar_reflow = (fm_recipe(profile, "swiss_roll"), reflow_recipe(profile, "swiss_roll"),
+                                            fm_recipe(profile), reflow_recipe(profile))
     v = _v(8, {"toy_steps": toy["steps"], "toy_batch": toy["batch"], "ot_steps": toy["steps"],
                "ot_batch": toy["ot_batch"],
                "toy_pairs": toy_reflow["pairs"], "toy_reflow_steps": toy_reflow["steps"],
                "steps": cifar["steps"], "batch": cifar["batch"], "pairs": cifar_reflow["pairs"],
-               "pair_steps": cifar_reflow["sample_steps"], "reflow_steps": cifar_reflow["steps"]}, changes)
+               "pair_steps": cifar_reflow["sample_steps"], "reflow_steps": cifar_reflow["steps"]}, changes, values)
     pts, amp, n = v["eval_points"], v["amp"], v["fid_samples"]  # the swiss roll's samplers stay float32
     # per swiss-roll flow: Euler 20 and 100 (trajectories), the solver table (Euler k, midpoint 2k, Heun 2k - 1
     # for k in 1, 2, 5, 20: 108) and dopri5 at rtol 1e-4 (adaptive: ~200 evaluations assumed)
@@ -248,27 +236,30 @@ def ch08(**changes) -> list[Item]:
             sample("swiss roll: samplers and solvers", "mlp", pts, toy_nfe, pts),
             sample("swiss roll: reflow couplings", "mlp", v["toy_pairs"], toy_reflow["sample_steps"], 1000),
             train("swiss roll: reflow", "mlp", v["toy_reflow_steps"], v["toy_batch"]),
-            train("CIFAR-10 flow U-Net", "unet", v["steps"], v["batch"]),
-            sample("CIFAR-10 reflow couplings", "unet", v["pairs"], v["pair_steps"], 1000, amp=amp),
-            train("CIFAR-10 reflow", "unet", v["reflow_steps"], v["batch"]),
+            train("CIFAR-10 flow U-Net", "unet", v["steps"], v["batch"], published=True),
+            sample("CIFAR-10 reflow couplings", "unet", v["pairs"], v["pair_steps"], 1000, amp=amp, published=True),
+            train("CIFAR-10 reflow", "unet", v["reflow_steps"], v["batch"], published=True),
             sample(f"FID: 2 flows x {v['cifar_steps']} Euler steps", "unet", n, cifar_nfe, n, amp=amp),
-            fid("FID: Inception, reference + 10 x samples", v["fid_reference"] + len(v["cifar_steps"]) * 2 * n)]
+            fid_reference(v["fid_reference"]),
+            fid("FID: Inception, 10 x samples", len(v["cifar_steps"]) * 2 * n)]
 
 
-def ch09(**changes) -> list[Item]:
-    r = lcm_recipe(COLAB)
-    v = _v(9, {"distill_steps": r["steps"], "batch": r["batch"]}, changes)  # P's "steps": the LCM's sampling steps
+def ch09(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
+    r = lcm_recipe(profile)
+    v = _v(9, {"distill_steps": r["steps"], "batch": r["batch"]}, changes, values)  # P's "steps": the LCM's sampling steps
     K, amp, n = v["teacher_steps"], v["amp"], v["fid_samples"]
     # a distillation step: the student's forward and backward (3 passes), the teacher's guided solver step
     # (one pass of the doubled batch: 2) and the target network's forward (1)
     return [train("chapter 6's latent U-Net (loaded)", "ldm", 30_000, 128, counted=False),
             train("chapter 2's VAE (loaded)", "vae", 15_000, 128, counted=False),
             sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
-            train("LCM distillation", "ldm", v["distill_steps"], v["batch"], passes=6),
+            train("LCM distillation: the first steps, live", "ldm", v["live_steps"], v["batch"], passes=6),
+            train("LCM distillation: the full run", "ldm", v["distill_steps"], v["batch"], passes=6, published=True),
             sample(f"FID: teacher, guided DDIM {K} steps", "ldm", n, K, n, cfg=True, amp=amp),
             sample(f"FID: LCM at {v['steps']} steps", "ldm", n, sum(v["steps"]), n, amp=amp),
             sample("decode the latents", "vae_decode", (1 + len(v["steps"])) * n, 1, 500, amp=amp),
-            fid("FID: Inception, reference + samples", v["fid_reference"] + (1 + len(v["steps"])) * n),
+            fid_reference(v["fid_reference"]),
+            fid("FID: Inception, samples", (1 + len(v["steps"])) * n),
             train("LCM-LoRA distillation", "ldm", v["lora_steps"], v["batch"], passes=6),
             sample("one-step gaps, 3 x a 50-step reference", "ldm", 16, 3 * K, 16, cfg=True, amp=amp)]
 

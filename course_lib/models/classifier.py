@@ -33,7 +33,7 @@ from .embeddings import sinusoidal_embedding
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Defaults: Page's ResNet-9 (6.6M parameters). Named sizes: ``tiny`` (CPU) and ``standard``."""
+    """Defaults: Page's ResNet-9 (6.6M parameters). Named sizes: ``tiny`` (CI), ``small`` (a CPU) and ``standard``."""
 
     in_channels: int = 3
     image_size: int = 32  # divisible by 8 (three 2x2 pools)
@@ -55,6 +55,12 @@ class ClassifierConfig:
     def tiny(cls, **overrides) -> ClassifierConfig:
         """The ``smoke`` profile (CPU): 0.4M parameters."""
         return cls(**{"widths": (16, 32, 64, 128), "time_embed_dim": 32, **overrides})
+
+    @classmethod
+    def small(cls, **overrides) -> ClassifierConfig:
+        """The ``laptop`` profile (a 2-core CPU): ResNet-9 at half width, 1.6M parameters and a quarter of the
+        standard one's flops (0.19 against 0.76 GFLOP per 32 x 32 image)."""
+        return cls(**{"widths": (32, 64, 128, 256), "time_embed_dim": 64, **overrides})
 
     @classmethod
     def standard(cls, **overrides) -> ClassifierConfig:

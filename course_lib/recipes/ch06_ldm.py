@@ -111,16 +111,18 @@ def _training_data(profile: Profile, recipe: dict[str, Any], device) -> dict[str
 
 
 def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
-                 steps: int | None = None, checkpoint_path: str | Path | None = None) -> tuple[LatentDenoiser, dict]:
+                 steps: int | None = None, checkpoint_path: str | Path | None = None,
+                 stand_in: bool = True) -> tuple[LatentDenoiser, dict]:
     """The chapter 6 EMA LatentDenoiser for ``profile``: loaded from artifact ``ch06_ldm-PROFILE``, else
-    trained with ``train_ldm`` on the chapter 2 VAE's latents of CIFAR-10's training set and saved.
-    ``meta["config"]`` holds the ``latent_scale`` to sample with (the diffusion model's latents are
-    kappa z) and the ``vae`` artifact it belongs to; ``steps`` replaces the recipe's (tests);
-    ``checkpoint_path``: resume from it and save to it."""
+    trained with ``train_ldm`` on the chapter 2 VAE's latents of CIFAR-10's training set and saved with its
+    loss history. ``meta["config"]`` holds the ``latent_scale`` to sample with (the diffusion model's latents
+    are kappa z) and the ``vae`` artifact it belongs to; ``steps`` replaces the recipe's (tests);
+    ``checkpoint_path``: resume from it and save to it; ``stand_in=False`` (chapter 6 itself): train this
+    profile's model rather than load another profile's published one."""
     name = f"ch06_ldm-{profile.name}"
     if not retrain and (saved := load_or_stand_in(name, _build_ldm, profile, device,
                                                   f"Training it now with train_ldm ({profile.name} recipe).",
-                                                  recipe_fn=ldm_recipe)):
+                                                  recipe_fn=ldm_recipe, stand_in=stand_in)):
         return saved  # in colab, the published laptop model when no colab one exists (common.STAND_IN)
     recipe = ldm_recipe(profile) if steps is None else {**ldm_recipe(profile), "steps": steps}
     d = _training_data(profile, recipe, device)
@@ -130,7 +132,7 @@ def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: 
                   "latent_scale": d["scale"], "vae": d["vae"], "vae_sha256": d["vae_sha256"],
                   "processes": dist.world_size()}
         save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.ch06_ldm.train_ldm",
-                      seconds=result.seconds, metrics={"latent_scale": d["scale"]})
+                      seconds=result.total_seconds, history=result.history, metrics={"latent_scale": d["scale"]})
     dist.barrier()  # the other ranks wait for the files
     return load_artifact(name, _build_ldm, map_location=device)
 

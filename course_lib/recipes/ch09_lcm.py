@@ -42,7 +42,7 @@ from ..models.lora import add_lora
 from ..models.lcm import GuidanceConditionedDenoiser
 from ..models.ldm import LatentDenoiser, LatentDenoiserConfig
 from ..course.profiles import Profile
-from .common import load_if_saved, train_config
+from .common import load_or_stand_in, train_config
 from ..process.schedules import NoiseSchedule, make_schedule
 from ..process.text_guidance import expand_tokens, text_cfg_model
 from ..training.loop import TrainResult, train
@@ -139,15 +139,18 @@ def _build_student(config: dict[str, Any]) -> GuidanceConditionedDenoiser:
 
 
 def chapter9_lcm(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,
-                 steps: int | None = None,
-                 checkpoint_path: str | Path | None = None) -> tuple[GuidanceConditionedDenoiser, dict]:
+                 steps: int | None = None, checkpoint_path: str | Path | None = None,
+                 stand_in: bool = True) -> tuple[GuidanceConditionedDenoiser, dict]:
     """The chapter 9 latent consistency model for ``profile``: loaded from artifact ``ch09_lcm-PROFILE``, else
     distilled with ``distill_lcm`` from ``chapter6_ldm(profile)`` (trained first if missing) on the teacher's
-    latents and captions, and saved (the loop's EMA of the student). ``meta["config"]`` holds the teacher's
-    ``latent_scale`` and ``vae``; ``steps`` replaces the recipe's (tests); ``checkpoint_path``: resume/save."""
+    latents and captions, and saved (the loop's EMA of the student, with its loss history). ``meta["config"]``
+    holds the teacher's ``latent_scale``, ``teacher_sha256`` and ``vae``; ``steps`` replaces the recipe's
+    (tests); ``checkpoint_path``: resume/save; ``stand_in=False`` (chapter 9 itself): distil this profile's
+    model rather than load another profile's published one."""
     name = f"ch09_lcm-{profile.name}"
-    if not retrain and (saved := load_if_saved(name, _build_student, device,
-                                               f"Distilling it now with distill_lcm ({profile.name} recipe).")):
+    if not retrain and (saved := load_or_stand_in(name, _build_student, profile, device,
+                                                  f"Distilling it now with distill_lcm ({profile.name} recipe).",
+                                                  recipe_fn=lcm_recipe, stand_in=stand_in)):
         return saved
     teacher, teacher_meta = chapter6_ldm(profile, device)
     tconfig = teacher_meta["config"]
@@ -166,7 +169,8 @@ def chapter9_lcm(profile: Profile, device: torch.device | str = "cpu", retrain: 
                   "teacher_sha256": teacher_meta["sha256"], "latent_scale": scale, "vae": tconfig["vae"],
                   "vae_sha256": tconfig["vae_sha256"], "data": d["data"], "processes": dist.world_size()}
         save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.ch09_lcm.distill_lcm",
-                      seconds=result.seconds, metrics={"final_loss": result.history[-1][1]} if result.history else None)
+                      seconds=result.total_seconds, history=result.history,
+                      metrics={"final_loss": result.history[-1][1]} if result.history else None)
     dist.barrier()
     return load_artifact(name, _build_student, map_location=device)
 

@@ -26,6 +26,7 @@ def test_logits_have_one_row_per_image(config):
 def test_named_sizes():
     assert 0.2e6 < _params(Classifier(ClassifierConfig.tiny())) < 1e6
     assert 6e6 < _params(Classifier(ClassifierConfig.standard())) < 7e6  # Page's ResNet-9: 6.57M
+    assert 1.5e6 < _params(Classifier(ClassifierConfig.small())) < 1.8e6  # half width: a quarter
 
 
 def test_time_conditioning_changes_the_output_and_is_checked():

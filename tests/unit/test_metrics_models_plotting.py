@@ -93,3 +93,24 @@ def test_jpeg_frames_and_animations_for_noisy_images():
     assert "data:image/jpeg;base64" in html and "data:image/png" not in html
     with pytest.raises(ValueError, match="frame_format"):
         animate(lambda ax, i: None, num_frames=1, frame_format="gif")
+
+
+def test_show_run_prints_the_record_and_plots_both_curves(capsys):
+    from torch import nn
+
+    from course_lib.book.runs import run_record, show_run
+    from course_lib.training.loop import TrainResult
+
+    meta = {"profile": "laptop", "hardware": "2-core CPU", "produced_by": "scripts/train.py ch05_unet",
+            "train_seconds": 7200.0, "history": [(100, 0.5), (200, 0.3)],
+            "config": {"recipe": {"steps": 10_000, "batch": 64, "init": "ch03_unet-laptop"}}}
+    live = TrainResult(nn.Linear(1, 1), nn.Linear(1, 1), history=[(10, 0.9), (20, 0.7)], steps_run=20)
+    ax = show_run(meta, live, what="U-Net")
+    out = capsys.readouterr().out
+    assert out.startswith("the laptop U-Net: 10,000 steps of batch 64, fine-tuned from ch03_unet-laptop in "
+                          "2.00 h on 2-core CPU\nmade by: scripts/train.py ch05_unet")
+    assert [line.get_label() for line in ax.get_lines()] == ["full run", "live, first 20 steps"]
+    assert list(ax.get_lines()[1].get_xdata()) == [10, 20]
+    assert "fine-tuned" not in run_record({**meta, "config": {"recipe": {"steps": 5, "batch": 2}}})
+    with pytest.raises(ValueError, match="no 'hardware'"):
+        run_record({k: v for k, v in meta.items() if k != "hardware"})

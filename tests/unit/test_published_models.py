@@ -170,3 +170,16 @@ def test_the_half_precision_check_samples_with_the_models_own_target():
     finally:
         script.ddim_sample = real
     assert seen == ["v", "v"]
+
+
+def test_the_half_precision_check_samples_a_class_conditional_unet_with_labels():
+    """Chapter 5's U-Net takes labels: the check samples it conditionally (a label-free call would fail)."""
+    script = _publish_script()
+    assert script.HALF_CHECKS["ch05_unet"] is ch03_ddpm._build_unet
+    recipe = {"unet": "tiny", "schedule": "linear", "num_steps": 1000, "num_classes": 10}
+    torch.manual_seed(0)
+    model = perturbed(UNet(ch03_ddpm.unet_config(recipe, num_classes=10)), scale=0.01).eval()
+    half = perturbed(UNet(ch03_ddpm.unet_config(recipe, num_classes=10)), scale=0.01).eval()
+    half.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    assert script.sampling_difference(model, model, recipe) == 0
+    assert 0 < script.sampling_difference(model, half, recipe) < 0.1  # rounding, measured

@@ -28,7 +28,7 @@ def test_recipes_build_for_every_profile(name):
     assert noisy["num_steps"] == ch03_ddpm.ddpm_recipe(profile)["num_steps"]  # guides the chapter 3 U-Net
     assert cfg["num_classes"] == 10 and cfg["p_uncond"] == 0.1
     assert ch03_ddpm.unet_config(cfg, num_classes=10) == ch03_ddpm.unet_config(ch03_ddpm.ddpm_recipe(profile), num_classes=10)
-    expected = "tiny" if name == "smoke" else "standard"
+    expected = {"smoke": "tiny", "laptop": "small"}.get(name, "standard")
     assert clean["model"] == expected and clean["crop"] == 4
 
 
@@ -80,6 +80,7 @@ def test_the_laptop_cfg_unet_starts_from_chapter_3s(cache, monkeypatch, capsys):
     embedding at zero, the model equals chapter 3's for every label (and the null label) before training; a
     name that is not a chapter 3 U-Net, or a U-Net of another size, is refused."""
     assert ch05_cfg.cfg_recipe(get_profile("laptop"))["init"] == "ch03_unet-laptop"
+    assert ch05_cfg.cfg_recipe(get_profile("smoke"))["init"] == "ch03_unet-smoke"  # CI runs the laptop path
     assert ch05_cfg.cfg_recipe(get_profile("colab"))["init"] is None  # a T4 trains its own from scratch
     tiny3 = {k: v for k, v in TINY_CFG.items() if k not in ("num_classes", "p_uncond")}
     monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: tiny3)

@@ -36,7 +36,7 @@ def test_flop_and_op_counts_on_a_linear_layer():
 
 
 def test_an_item_takes_the_longer_of_compute_and_launches(monkeypatch):
-    monkeypatch.setattr(t4_cost, "model_cost", lambda key: t4_cost.ModelCost(flops=1e9, ops=100))
+    monkeypatch.setattr(t4_cost, "model_cost", lambda key, profile="colab": t4_cost.ModelCost(flops=1e9, ops=100))
     big = t4_cost.train("big", "m", steps=10, batch=1000)  # 3e12 flops a step: compute-bound
     small = t4_cost.train("small", "m", steps=10, batch=1)  # 300 launches a step: launch-bound
     assert big.seconds_total() == pytest.approx(10 * (3e12 / t4_cost.TRAIN_AMP_FLOPS + t4_cost.TRAIN_STEP_FIXED_S))
