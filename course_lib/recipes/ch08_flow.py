@@ -14,8 +14,9 @@ Time convention: s in [0, 1], s = 0 data, s = 1 noise; the models see 1000 s (fl
 ``full`` follows torchcfm's CIFAR-10 recipe (Tong et al. 2024: lr 2e-4, warm-up 5k, batch 128, gradient
 clipping at 1, EMA 0.9999; DDPM's, too) at 100k rather than 400k steps, on DDPM's U-Net.
 ``smoke`` measured with one thread on a busy 2-core CPU: swiss roll, 1,000 steps, about 4 s (OT-CFM about 12 s,
-its exact assignment costing about 6 ms a batch), reflow about 4 s; CIFAR-10, the tiny U-Net's 300 steps at
-batch 32 about 44 s (as chapter 3's), its reflow about 14 s (6 s of it drawing the 192 couplings).
+its exact assignment costing about 6 ms a batch), reflow about 4 s; CIFAR-10, the tiny U-Net's steps at batch 32
+about 0.15 s each (150: half of chapter 3's, to keep CI within its time), its reflow drawing 128 couplings and
+training 40 steps.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def fm_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
                       warmup=500, ema_decay=0.999, train_points=100_000),
         )
     return profile.choose(
-        smoke=dict(unet="tiny", steps=300, batch=32, lr=1e-3, warmup=30, ema_decay=0.99, train_images=2_000),
+        smoke=dict(unet="tiny", steps=150, batch=32, lr=1e-3, warmup=15, ema_decay=0.98, train_images=2_000),
         laptop=dict(unet="laptop", steps=35_000, batch=64, lr=3e-4, warmup=1_000, ema_decay=0.9995,
                     train_images=None),  # provisional: sized in issue 20 (chapter 8)
         colab=dict(unet="small", steps=10_000, batch=128, lr=2e-4, warmup=1_000, ema_decay=0.9995, train_images=None),
@@ -118,7 +119,7 @@ def reflow_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
                                colab=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4),
                                full=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4))
     else:
-        extra = profile.choose(smoke=dict(pairs=192, sample_steps=8, steps=60, lr=1e-3),
+        extra = profile.choose(smoke=dict(pairs=128, sample_steps=8, steps=40, lr=1e-3),
                                laptop=dict(pairs=20_000, sample_steps=50, steps=10_000, lr=1e-4),  # provisional
                                colab=dict(pairs=5_000, sample_steps=50, steps=5_000, lr=1e-4),
                                full=dict(pairs=100_000, sample_steps=100, steps=50_000, lr=1e-4))
