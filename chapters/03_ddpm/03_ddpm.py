@@ -20,8 +20,8 @@
 # $\epsilon$ against $v$ prediction, and Improved DDPM's ideas {cite:p}`nichol2021improved` in a
 # short section. The trained model is saved for chapter 4.
 #
-# **Time:** about five minutes on a 2-core CPU in the `smoke` profile (a 2,000-image subset and
-# a 280k-parameter U-Net trained for a few hundred steps: its samples are coloured blobs, and
+# **Time:** about four minutes on a 2-core CPU in the `smoke` profile (a 2,000-image subset and
+# a 280k-parameter U-Net trained for 150 steps: its samples are coloured blobs, and
 # its FIDs are far above the paper's; the code path is the real one). In the `laptop` profile
 # the page trains the first steps live and loads the full run, published with the course
 # (hours of training on a 2-core CPU), and its comparison models: about half an hour on 2 cores. **Outputs on this page** were
@@ -80,7 +80,7 @@ device = course_lib.default_device()
 recipe = ddpm_recipe(profile)
 # this chapter's own evaluation and comparison sizes, per profile
 P = profile.choose(
-    smoke=dict(live_steps=60, snapshot_images=8, fid_samples=16,
+    smoke=dict(live_steps=30, snapshot_images=8, fid_samples=16,
                fid_steps=50, fid_reference=100, sample_batch=16,
                compare_fid_samples=8, eval_images=128),
     # laptop, estimated at the measured rates (1.3 s a training step, 108-126

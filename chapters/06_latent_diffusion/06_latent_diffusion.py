@@ -10,11 +10,11 @@
 # Chapters 3 to 5 diffuse pixels: every step of training and sampling runs the U-Net on all
 # $32 \times 32 \times 3$ values, most of which encode detail the eye barely sees. Latent diffusion
 # {cite:p}`rombach2022ldm` splits the work in two: an autoencoder compresses the image once
-# (chapter 2's VAE: $32 \times 32 \times 3 \to 8 \times 8 \times 4$, 12 times fewer numbers), and
+# (chapter 2's autoencoder: $32 \times 32 \times 3 \to 8 \times 8 \times 4$, 12 times fewer numbers), and
 # the diffusion model learns the distribution of the *latents*. Stable Diffusion is this recipe,
 # with a text encoder whose token features the U-Net reads by **cross-attention**.
 #
-# **What you will build:** the latents of chapter 2's VAE and their scaling factor; captions for
+# **What you will build:** the latents of chapter 2's autoencoder and their scaling factor; captions for
 # CIFAR-10 made from the pixels ("a dark photo of a red truck"); cross-attention (exercise); a
 # text-to-image model trained with its text encoder from scratch, sampled with classifier-free
 # guidance; image-to-image (SDEdit, exercise) and inpainting; and the cost of latent against pixel
@@ -75,7 +75,7 @@ from course_lib.recipes.ch06_ldm import (chapter6_ldm, ldm_recipe,
 from course_lib.evaluation.metrics import psnr
 from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
                                       show_jpeg)
-from course_lib.recipes.ch02_vae import chapter2_vae
+from course_lib.recipes.ch02_vae import AE_BETA, chapter2_autoencoder
 from course_lib.recipes.ch03_ddpm import chapter3_unet
 from course_lib.book.results import report
 from course_lib.book.runs import show_run
@@ -104,8 +104,8 @@ P = profile.choose(
               fid_reference=10_000, bootstrap=20),
 )
 course_lib.show_setup("6 · Latent diffusion and text-to-image", {
-    "autoencoder": "chapter 2's VAE (loaded as an artifact, "
-                   "trained again if missing)",
+    "autoencoder": f"chapter 2's VAE at beta = {AE_BETA} (loaded as an "
+                   "artifact, trained again if missing)",
     "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} "
             "images) with synthetic captions",
     "model": f"'{recipe['unet']}' U-Net with cross-attention + "
@@ -122,7 +122,10 @@ course_lib.show_setup("6 · Latent diffusion and text-to-image", {
 # %% [markdown]
 # ## Latents and their scale
 #
-# The VAE's encoder gives a Gaussian $q(z \mid x) = \mathcal N(\mu(x), \operatorname{diag}\sigma^2(x))$
+# The autoencoder is chapter 2's VAE trained with a small KL weight ($\beta$ = `AE_BETA`, chapter 2's
+# rate-distortion section): sharper reconstructions, and a latent that need not match the prior,
+# since the diffusion model learns its own (LDM's KL weight is tiny for the same reason). Its
+# encoder gives a Gaussian $q(z \mid x) = \mathcal N(\mu(x), \operatorname{diag}\sigma^2(x))$
 # per image. Latent diffusion trains on samples $z \sim q(z \mid x)$, computed once for the whole
 # training set (the encoder never runs in the diffusion training loop), and decodes the diffusion
 # model's output with the VAE's decoder. One detail matters: the forward process of chapter 3
@@ -131,7 +134,7 @@ course_lib.show_setup("6 · Latent diffusion and text-to-image", {
 # Diffusion's $\kappa = 0.18215$ is this number for its autoencoder).
 
 # %%
-vae, vae_meta = chapter2_vae(profile, device)
+vae, vae_meta = chapter2_autoencoder(profile, device)
 vae.eval()
 train_data = load_cifar10("train", subset=recipe["train_images"])
 test_data = load_cifar10("test", subset=P["fid_reference"]
@@ -300,7 +303,7 @@ model, meta = chapter6_ldm(
 model.eval()
 run = meta["config"]["recipe"]
 assert meta["config"]["vae_sha256"] == vae_meta["sha256"], \
-    "the latent model was trained on another VAE's latents"
+    "the latent model was trained on another autoencoder's latents"
 assert abs(meta["config"]["latent_scale"] - scale) < 1e-6 * scale
 n_params = sum(p.numel() for p in model.parameters())
 print(f"{n_params / 1e6:.2f}M parameters "
@@ -543,7 +546,7 @@ fids = {k: fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test",
 for k in ("pixel", "latent"):
     hours = (meta3 if k == "pixel" else meta)["train_seconds"] or 0
     print(f"{k:6s}: {runs[k]['steps']:,} steps of {runs[k]['batch']}, "
-          f"{pflop[k]:.2f} PFLOP ({hours / 3600:.2f} h on "
+          f"{pflop[k]:.3g} PFLOP ({hours / 3600:.2f} h on "
           f"{(meta3 if k == 'pixel' else meta)['hardware']}): {fids[k]}")
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.4))
 for ax, k, x in zip(axes, ("pixel", "latent"), (x_pixel, x_latent)):
@@ -576,7 +579,7 @@ if comparable:  # the pixel curve at the latent model's compute
     if log_c[0] <= np.log(pflop["latent"]) <= log_c[-1]:
         pixel_at_budget = float(np.interp(np.log(pflop["latent"]), log_c,
                                           curve["fid"]))
-        print(f"at the latent model's {pflop['latent']:.2f} PFLOP the pixel "
+        print(f"at the latent model's {pflop['latent']:.3g} PFLOP the pixel "
               f"model's FID was {pixel_at_budget:.1f} (its curve, "
               "interpolated in log compute); the latent model's is "
               f"{fids['latent'].value:.1f}")
@@ -593,10 +596,11 @@ if comparable:  # the pixel curve at the latent model's compute
 # %%
 report({
     "latent_scale": {"value": scale,
-                     "description": "1 / std of the chapter 2 VAE's latents "
+                     "description": "1 / std of the autoencoder's latents "
                                     "(LDM App. G)"},
     "vae_psnr_db": {"value": recon_psnr, "samples": len(x_test),
-                    "description": "VAE reconstruction of test images"},
+                    "description": "the autoencoder's reconstructions of "
+                                   "test images"},
     "colour_match": {"value": colour_match,
                      "samples": P["samples_per_colour"] * len(colour_words),
                      "sampling_steps": P["sampling_steps"],
@@ -611,12 +615,12 @@ report({
     "fid_latent": {
         "value": fids["latent"], "samples": n,
         "sampling_steps": P["sampling_steps"],
-        "description": f"latent model (empty caption), {pflop['latent']:.2f} "
+        "description": f"latent model (empty caption), {pflop['latent']:.3g} "
                        "PFLOP of training"},
     "fid_pixel": {
         "value": fids["pixel"], "samples": n,
         "sampling_steps": P["sampling_steps"],
-        "description": f"chapter 3's pixel U-Net, {pflop['pixel']:.2f} "
+        "description": f"chapter 3's pixel U-Net, {pflop['pixel']:.3g} "
                        "PFLOP of training"},
     **({"fid_pixel_at_latent_budget": {
         "value": pixel_at_budget, "samples": n,

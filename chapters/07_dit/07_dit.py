@@ -26,7 +26,7 @@
 # configurations, token counts and Gflops are the paper's (chapter 6's $8 \times 8$ latents would
 # leave 16 or 4 tokens), and the comparison with the chapter 3 and 5 U-Nets is on the same data.
 #
-# **Time:** about one minute on a 2-core CPU in the `smoke` profile (DiT-tiny, a few
+# **Time:** about two minutes on a 2-core CPU in the `smoke` profile (DiT-tiny, a few
 # hundred steps: the samples are blobs, the code path is the real one). **Outputs on this page**
 # were produced by executing it in the profile and on the hardware that the set-up cell prints.
 

@@ -20,7 +20,7 @@
 # guidance weight as an input and an EMA target network; multi-step LCM sampling (exercise) at 1,
 # 2, 4 and 8 steps against the teacher at 50, with FID and wall time; LCM-LoRA.
 #
-# **Time:** about one and a half minutes on a 2-core CPU in the `smoke` profile (the teacher is chapter 6's
+# **Time:** about two to three minutes on a 2-core CPU in the `smoke` profile (the teacher is chapter 6's
 # tiny model, loaded; the student is distilled for a few hundred steps: the samples are blobs, the
 # code path is the real one). In the `laptop` profile the page distils live for its first steps
 # and loads the full distillation, published with the course. **Outputs on this page** were
@@ -70,7 +70,7 @@ from course_lib.recipes.ch09_lcm import (chapter9_lcm, distill_lcm,
                                          one_step_error)
 from course_lib.models.lora import trainable_parameters
 from course_lib.book.plotting import image_grid, show_jpeg
-from course_lib.recipes.ch02_vae import chapter2_vae
+from course_lib.recipes.ch02_vae import chapter2_autoencoder
 from course_lib.book.results import report
 from course_lib.book.runs import show_run
 from course_lib.process.schedules import make_schedule
@@ -192,11 +192,11 @@ print("my consistency function equals course_lib's consistency_output")
 #   $\hat\epsilon = \epsilon_\varnothing + w(\epsilon_c - \epsilon_\varnothing)$ (chapter 5), with $w$
 #   drawn per example, and the student takes $w$ as an extra input (an embedding of $w$ added to its
 #   time embedding, zero at the start, so the student starts as the teacher's conditional model).
-# - **Latents:** all of it happens in the VAE's latent space (chapter 6).
+# - **Latents:** all of it happens in the latent space of chapter 6's autoencoder.
 
 # %%
 teacher, teacher_meta = chapter6_ldm(profile, device)
-vae, vae_meta = chapter2_vae(profile, device)
+vae, vae_meta = chapter2_autoencoder(profile, device)
 if vae_meta["sha256"] != teacher_meta["config"]["vae_sha256"]:
     raise ValueError(f"{vae_meta['name']} is not the VAE "
                      f"{teacher_meta['name']} was trained on: "

@@ -18,7 +18,7 @@ import math
 from typing import Any, Callable
 
 from ..course.profiles import PROFILES, Profile
-from ..recipes.ch02_vae import sweep_recipe, vae_recipe
+from ..recipes.ch02_vae import ae_recipe, sweep_recipe, vae_recipe
 from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe
 from ..recipes.ch05_cfg import cfg_recipe, classifier_recipe
 from ..recipes.ch06_ldm import ldm_recipe
@@ -88,8 +88,10 @@ def ch02(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
             train("VAE: the full run", "vae", v["steps"], v["batch"], published=True),
             train("sweep: 3 betas", "vae", 3 * sweep_steps, v["batch"], published=True),
             train("sweep: 4x16x16 latents", "vae_16x16", sweep_steps, v["batch"], published=True),
+            train("chapter 6's autoencoder (the VAE at a small beta): the full run", "vae",
+                  ae_recipe(profile)["steps"], v["batch"], published=True),
             sample("reconstructions + bits/dim of the test images", "vae", 2 * n_eval, 1, 500, amp=amp),
-            sample("sweep: rate and distortion, 4 models", "vae", 8 * n_eval, 1, 500, amp=amp),
+            sample("sweep and autoencoder: rate and distortion, 5 models", "vae", 10 * n_eval, 1, 500, amp=amp),
             sample("FID: prior samples and reconstructions", "vae", n_fid, 2, 500, amp=amp),
             fid_reference(v["fid_reference"]),
             fid("FID: Inception, 2 x samples", 2 * n_fid)]
@@ -177,7 +179,7 @@ def ch06(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
     v = _v(6, ldm_recipe(profile), changes, values)
     K, amp, n = v["sampling_steps"], v["amp"], v["fid_samples"]
     m = v["samples_per_colour"]
-    return [train("chapter 2's VAE (loaded)", "vae", vae_recipe(profile)["steps"], 128, counted=False),
+    return [train("chapter 2's autoencoder (loaded)", "vae", vae_recipe(profile)["steps"], 128, counted=False),
             train("chapter 3's U-Net (loaded)", "unet", ddpm_recipe(profile)["steps"], 128, counted=False),
             sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
             train("text-to-image latent U-Net: the first steps, live", "ldm", v["live_steps"], v["batch"]),
@@ -251,7 +253,7 @@ def ch09(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
     # a distillation step: the student's forward and backward (3 passes), the teacher's guided solver step
     # (one pass of the doubled batch: 2) and the target network's forward (1)
     return [train("chapter 6's latent U-Net (loaded)", "ldm", 30_000, 128, counted=False),
-            train("chapter 2's VAE (loaded)", "vae", 15_000, 128, counted=False),
+            train("chapter 2's autoencoder (loaded)", "vae", 15_000, 128, counted=False),
             sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
             train("LCM distillation: the first steps, live", "ldm", v["live_steps"], v["batch"], passes=6),
             train("LCM distillation: the full run", "ldm", v["distill_steps"], v["batch"], passes=6, published=True),

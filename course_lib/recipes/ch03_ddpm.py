@@ -34,8 +34,9 @@ def ddpm_recipe(profile: Profile) -> dict[str, Any]:
     """The chapter 3 DDPM per profile: U-Net sizes (a named UNetConfig), schedule and training settings.
     ``full`` is DDPM's CIFAR-10 recipe (lr 2e-4, warm-up 5k, batch 128, EMA 0.9999) at fewer steps."""
     return profile.choose(
-        smoke=dict(unet="tiny", schedule="linear", num_steps=1000, steps=300, batch=32, lr=1e-3, warmup=30,
-                   ema_decay=0.99, train_images=2_000),
+        # smoke: 150 steps (about 0.3 s each on 2 cores), what CI can afford beside eight other chapters
+        smoke=dict(unet="tiny", schedule="linear", num_steps=1000, steps=150, batch=32, lr=1e-3, warmup=15,
+                   ema_decay=0.98, train_images=2_000),
         # laptop: 1.1M parameters at about 63 images/s on 2 cores: 35k steps of 64 are about 10 CPU-hours
         # (45 epochs), trained in chunks by scripts/train.py; constant rate after warm-up, so a chunk's
         # schedule does not depend on when the run stops; EMA half-life about 1,400 steps
@@ -148,7 +149,7 @@ def compare_recipe(profile: Profile, schedule: str, target: str) -> dict[str, An
     fewer steps with ``schedule`` ("linear" or "cosine") and prediction ``target`` ("eps" or "v"). Its EMA
     decay is 1 - 8 / steps, so that the EMA keeps e^-8 (0.03%) of the random initialisation at the end
     (the main recipe's decay would keep 37% of it after 2,000 steps: its samples would be noise)."""
-    steps = profile.choose(smoke=100, laptop=2_000, colab=2_000, full=40_000)
+    steps = profile.choose(smoke=50, laptop=2_000, colab=2_000, full=40_000)
     return {**ddpm_recipe(profile), "steps": steps, "ema_decay": 1 - 8 / steps, "schedule": schedule,
             "target": target}
 

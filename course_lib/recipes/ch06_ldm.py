@@ -1,5 +1,5 @@
 """Chapter 6's recipes: the text-to-image latent diffusion model (LDM, Rombach et al. 2022) on the
-chapter 2 VAE's latents of CIFAR-10, conditioned on synthetic captions (``course_lib.data.captions``) and
+chapter 2 autoencoder's latents of CIFAR-10, conditioned on synthetic captions (``course_lib.data.captions``) and
 trained with caption dropout for classifier-free guidance (CFG, Ho & Salimans 2022).
 
     ldm_recipe(profile)                      sizes, schedule and training settings per profile
@@ -33,7 +33,7 @@ from ..models.ldm import LatentDenoiser, LatentDenoiserConfig
 from ..models.text import TextEncoderConfig
 from ..models.unet import UNetConfig
 from ..course.profiles import Profile
-from .ch02_vae import chapter2_vae
+from .ch02_vae import chapter2_autoencoder
 from .common import load_or_stand_in, train_config
 from ..process.schedules import make_schedule
 from ..process.text_guidance import CaptionDropoutLoss
@@ -97,9 +97,9 @@ def _build_ldm(config: dict[str, Any]) -> LatentDenoiser:
 
 
 def _training_data(profile: Profile, recipe: dict[str, Any], device) -> dict[str, Any]:
-    """The chapter 2 VAE (trained first if missing), CIFAR-10's training set encoded by it, the latent
-    scale measured on it, and the captions' tokens, all on ``device``."""
-    vae, vae_meta = chapter2_vae(profile, device)
+    """Chapter 2's autoencoder (``chapter2_autoencoder``, trained first if missing), CIFAR-10's training set
+    encoded by it, the latent scale measured on it, and the captions' tokens, all on ``device``."""
+    vae, vae_meta = chapter2_autoencoder(profile, device)
     with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it
         data = load_cifar10("train", subset=recipe["train_images"])
     images = data.images.to(device)
@@ -114,7 +114,7 @@ def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: 
                  steps: int | None = None, checkpoint_path: str | Path | None = None,
                  stand_in: bool = True) -> tuple[LatentDenoiser, dict]:
     """The chapter 6 EMA LatentDenoiser for ``profile``: loaded from artifact ``ch06_ldm-PROFILE``, else
-    trained with ``train_ldm`` on the chapter 2 VAE's latents of CIFAR-10's training set and saved with its
+    trained with ``train_ldm`` on the chapter 2 autoencoder's latents of CIFAR-10's training set and saved with its
     loss history. ``meta["config"]`` holds the ``latent_scale`` to sample with (the diffusion model's latents
     are kappa z) and the ``vae`` artifact it belongs to; ``steps`` replaces the recipe's (tests);
     ``checkpoint_path``: resume from it and save to it; ``stand_in=False`` (chapter 6 itself): train this

@@ -12,7 +12,7 @@ form (LCM-LoRA, Luo et al. 2023, arXiv 2311.05556).
 
 Time convention: integer steps t in {0, ..., T-1}, t = 0 nearest the data (see process/schedules.py).
 
-The data are the teacher's: the chapter 2 VAE's latents of CIFAR-10 (scaled by the teacher's kappa) with
+The data are the teacher's: the chapter 2 autoencoder's latents of CIFAR-10 (scaled by the teacher's kappa) with
 their synthetic captions; LCM Alg. 1 distils on real latents and captions too (LAION there).
 Settings (LCM Sec. 5.1 and diffusers' train_lcm_distill_sd_wds.py): 50 solver steps on the grid (k = 20),
 the target's EMA rate mu = 0.95, pseudo-Huber c = 0.001, AdamW with gradient clipping at 1 (the shared loop's;

@@ -256,6 +256,20 @@ def test_extras_are_kept_with_the_weights(tmp_path):
                       extras={"steps": [1, 2]})
 
 
+def test_chapter6s_autoencoder_is_the_vae_recipe_at_a_small_beta(one_image_per_class, monkeypatch):
+    """chapter2_autoencoder: the chapter 2 VAE's recipe (sizes, steps) with the KL weighted by AE_BETA, saved as
+    its own artifact beside the ELBO VAE, and loaded afterwards without training."""
+    tiny = {**TINY_VAE, "steps": 2}
+    monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: tiny)
+    assert ch02_vae.ae_recipe(get_profile("smoke")) == {**tiny, "beta": ch02_vae.AE_BETA} and ch02_vae.AE_BETA < 1
+    assert ch02_vae.ae_recipe(get_profile("laptop"))["steps"] == 8_000
+    ae, meta = ch02_vae.MODELS["ch02_ae"](get_profile("smoke"))
+    assert meta["name"] == "ch02_ae-smoke" and meta["config"]["recipe"]["beta"] == ch02_vae.AE_BETA
+    assert_loads_without_training(monkeypatch, ch02_vae, "train_vae",
+                                  lambda: ch02_vae.chapter2_autoencoder(get_profile("smoke")), ae)
+    assert not (one_image_per_class / "cache/artifacts/ch02_vae-smoke.pt").exists()  # another model
+
+
 def test_chapter3_unet_keeps_samples_over_training(one_image_per_class, monkeypatch, tmp_path):
     """With a checkpoint, chapter 3's train-or-load keeps the EMA snapshots' samples with the artifact (what the
     chapter shows as "samples over training" without the snapshots' weights): one row per snapshot, each
@@ -302,8 +316,8 @@ def test_comparison_unets_are_trained_or_loaded_like_the_main_model(one_image_pe
                 ema_decay=0.9, train_images=None)
     monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: tiny)
     recipe = ch03_ddpm.compare_recipe(get_profile("smoke"), "cosine", "v")
-    assert (recipe["steps"], recipe["schedule"], recipe["target"], recipe["batch"]) == (100, "cosine", "v", 2)
-    assert recipe["ema_decay"] == pytest.approx(0.92) and recipe["ema_decay"] ** recipe["steps"] < 1e-3
+    assert (recipe["steps"], recipe["schedule"], recipe["target"], recipe["batch"]) == (50, "cosine", "v", 2)
+    assert recipe["ema_decay"] == pytest.approx(1 - 8 / 50) and recipe["ema_decay"] ** recipe["steps"] < 1e-3
     seen = []
     real = ch03_ddpm.train_ddpm
     monkeypatch.setattr(ch03_ddpm, "train_ddpm", lambda r, x, **k: seen.append((r, k["loss_fn"])) or real(
