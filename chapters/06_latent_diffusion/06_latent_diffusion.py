@@ -510,7 +510,7 @@ for k in ("pixel", "latent"):
 # %% [markdown]
 # Which gives better images for the same training budget? Both models' full runs are here, so
 # we compare them at equal **training compute**: a training step costs about three forward passes
-# (forward and backward), so a run costs $3 	imes 	ext{steps} 	imes 	ext{batch} 	imes$ the
+# (forward and backward), so a run costs $3 \times \text{steps} \times \text{batch} \times$ the
 # forward flops of one sample, on any hardware. Both are scored by FID of unconditional samples
 # (the latent model with the empty caption) with the same sampler and sample count. Where chapter 3's
 # model was published with its FID-over-training curve (the `laptop` profile: its snapshots were
