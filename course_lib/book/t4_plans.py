@@ -248,7 +248,8 @@ def ch08(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
 
 def ch09(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
     r = lcm_recipe(profile)
-    v = _v(9, {"distill_steps": r["steps"], "batch": r["batch"]}, changes, values)  # P's "steps": the LCM's sampling steps
+    # P's "steps": the LCM's sampling steps
+    v = _v(9, {"distill_steps": r["steps"], "batch": r["batch"]}, changes, values)
     K, amp, n = v["teacher_steps"], v["amp"], v["fid_samples"]
     # a distillation step: the student's forward and backward (3 passes), the teacher's guided solver step
     # (one pass of the doubled batch: 2) and the target network's forward (1)
