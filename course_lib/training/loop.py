@@ -189,6 +189,8 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
     window = [torch.tensor(v, device=device) for v in state.window]  # losses since the last log entry
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training",
                disable=not (config.progress and dist.is_main()), mininterval=1.0)
+    eta_at = start + ETA_AFTER_STEPS if config.progress and dist.is_main() else None
+
     def save(step: int) -> None:
         state.window = [w.item() for w in window]
         _save_on_main(path, step, model, ema, optimizer, scheduler, scaler, config, state, time.perf_counter() - t0)
@@ -208,6 +210,8 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
             scheduler.step()
             ema.update(model)
             window.append(loss.detach())
+            if step + 1 == eta_at:
+                _say_how_long(time.perf_counter() - t0, step + 1 - start, config.steps - step - 1, path is not None)
             at_log = (step + 1) % config.log_every == 0
             if at_log or step + 1 == config.steps:  # a run's last, partial window is logged and kept for a resume
                 history.append((step + 1, dist.all_reduce_mean(torch.stack(window).float().mean()).item()))
@@ -231,6 +235,21 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
     seconds = time.perf_counter() - t0
     return TrainResult(model, ema.model, history, seconds, max(config.steps - start, 0),
                        state.seconds + seconds, state.snapshots, state.marks)
+
+
+ETA_AFTER_STEPS = 10  # steps timed before a long run says how long the rest takes
+ETA_MIN_SECONDS = 300  # runs expected to end sooner say nothing (the progress bar shows their time)
+
+
+def _say_how_long(seconds: float, steps_done: int, steps_left: int, checkpointed: bool) -> None:
+    """Prints, once, what the rest of a long run will take at the rate of its first steps."""
+    per_step = seconds / steps_done
+    left = per_step * steps_left
+    if left < ETA_MIN_SECONDS:
+        return
+    when = f"{left / 3600:.1f} h" if left >= 3600 else f"{left / 60:.0f} minutes"
+    print(f"about {when} for the {steps_left:,} steps left ({per_step:.2f} s a step over the first {steps_done} "
+          f"here)" + ("; stop it any time: the checkpoint resumes it exactly" if checkpointed else ""), flush=True)
 
 
 def _should_pause(device: torch.device) -> bool:

@@ -204,3 +204,18 @@ def test_ctrl_c_during_a_checkpointed_run_saves_and_pauses(tmp_path):
     assert resumed.steps_run == 7
     for a, b in zip(resumed.model.parameters(), full.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_long_run_says_how_long_the_rest_takes(tmp_path, capsys, monkeypatch):
+    """After its first ETA_AFTER_STEPS steps, a run expected to take longer than ETA_MIN_SECONDS prints the time
+    left at that rate (what a laptop user sees before hours of training); a short one says nothing."""
+    from course_lib.training import loop
+    batches, loss_fn = _problem()
+    train(_model(), loss_fn, iter(batches), TrainConfig(steps=40, lr=5e-2, progress=True))
+    assert "steps left" not in capsys.readouterr().out  # seconds, not minutes: the bar is enough
+    monkeypatch.setattr(loop, "ETA_MIN_SECONDS", 0.0)
+    train(_model(), loss_fn, iter(batches), TrainConfig(steps=40, lr=5e-2, progress=True,
+                                                          checkpoint_path=tmp_path / "run.pt"))
+    out = capsys.readouterr().out
+    assert out.count("steps left") == 1 and "for the 30 steps left" in out and "over the first 10 here" in out
+    assert "the checkpoint resumes it exactly" in out
