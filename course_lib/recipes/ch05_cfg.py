@@ -45,8 +45,9 @@ def classifier_recipe(profile: Profile) -> dict[str, Any]:
     return profile.choose(
         smoke=dict(model="tiny", steps=150, batch=64, warmup=15, ema_decay=0.98, train_images=5_000,
                    test_images=1_000, **common),
-        # laptop: half width, a quarter of the flops (ResNet-9 standard: 4.3 CPU-hours for these steps, small:
-        # about 1.1 h at the measured 95 GFLOP/s); provisional until its test accuracy is measured (aim: 90%)
+        # laptop: half width, a quarter of the flops (ResNet-9 standard: about 5 CPU-hours for these steps,
+        # small: about 1.3 h, scripts/estimate_laptop.py --training); provisional until its test accuracy is
+        # measured (aim: 90%)
         laptop=dict(model="small", steps=2_500, batch=256, warmup=200, ema_decay=0.999, train_images=None,
                     test_images=None, **common),
         colab=dict(model="standard", steps=2_500, batch=512, warmup=200, ema_decay=0.999, train_images=None,
