@@ -17,15 +17,32 @@ if [ -z "${COURSE_DATA:-}" ] && [ -d ../shared/data/cifar10-jpeg/train ]; then
   export COURSE_DATA
 fi
 echo "COURSE_DATA=${COURSE_DATA:-<unset: torchvision will try to download CIFAR-10>}"
+# A course cache of this run's own, empty at the start: models, checkpoints and FID statistics left by
+# an earlier run or by the developer's own work (~/.cache/course_lib) must never stand in for those this
+# code trains. Decoding the smoke subsets of CIFAR-10 again costs about 10 s. COURSE_TEST_CACHE names a
+# folder to use (and keep) instead, e.g. to look at what a failed run trained; it must be empty.
+if [ -n "${COURSE_TEST_CACHE:-}" ]; then
+  mkdir -p "$COURSE_TEST_CACHE"
+  if [ -n "$(ls -A "$COURSE_TEST_CACHE")" ]; then
+    echo "COURSE_TEST_CACHE=$COURSE_TEST_CACHE is not empty: the tests need an empty course cache" >&2
+    exit 2
+  fi
+  COURSE_CACHE="$COURSE_TEST_CACHE"
+else
+  COURSE_CACHE="$(mktemp -d "${TMPDIR:-/tmp}/course-tests.XXXXXX")"
+  trap 'rm -rf "$COURSE_CACHE"' EXIT
+fi
+export COURSE_CACHE
+echo "COURSE_CACHE=$COURSE_CACHE (empty: this run trains and computes everything it uses)"
 SECONDS=0
 step() { echo; echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 
 step "1/4 unit tests"
-python -m pytest tests/unit -p no:cacheprovider --durations=5
+python -m pytest tests/unit -p no:cacheprovider --durations=10
 
 step "2/4 chapter notebooks under nbval (COURSE_PROFILE=$COURSE_PROFILE)"
 python -m pytest chapters -p no:cacheprovider --nbval-lax --nbval-cell-timeout=1200 \
-  --sanitize-with tests/nbval_sanitize.cfg --durations=5
+  --sanitize-with tests/nbval_sanitize.cfg --durations=10
 
 step "3/4 book build (warnings are errors)"
 bash book/build.sh
