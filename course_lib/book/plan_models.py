@@ -20,7 +20,8 @@ from ..recipes.ch02_vae import vae_recipe
 from ..recipes.ch03_ddpm import ddpm_recipe, unet_config
 from ..recipes.ch05_cfg import classifier_config, classifier_recipe, noisy_classifier_recipe
 from ..recipes.ch06_ldm import ldm_config, ldm_recipe
-from ..recipes.ch07_dit import dit_config, dit_recipe
+from ..recipes.ch07_dit import SIZES as DIT_SIZES
+from ..recipes.ch07_dit import dit_config, dit_recipe, unet_config as latent_unet_config, unet_recipe
 from ..recipes.ch08_flow import fm_recipe
 
 _long = lambda b: torch.zeros(b, dtype=torch.long)  # noqa: E731
@@ -29,6 +30,10 @@ _img = lambda b, c=3, s=32: torch.zeros(b, c, s, s)  # noqa: E731
 
 def _vae(p: Profile, **overrides) -> VAE:
     return VAE(VAEConfig(**{**vae_recipe(p)["model"], **overrides}))
+
+
+def _latent(b: int, p: Profile) -> torch.Tensor:
+    return torch.zeros(b, *_vae(p).config.latent_shape())
 
 
 def _ldm(p: Profile) -> LatentDenoiser:
@@ -52,5 +57,7 @@ MODELS: dict[str, Callable[[int, Profile], tuple[Callable, tuple]]] = {
                                    (_img(b), _long(b))),
     "ldm": lambda b, p: (_ldm(p).eval(), (torch.zeros(b, *_vae(p).config.latent_shape()), _long(b),
                                       torch.ones(b, MAX_TOKENS, dtype=torch.long))),
-    "dit_s4": lambda b, p: (DiT(dit_config(dit_recipe(p, "S/4"))).eval(), (_img(b), _long(b), _long(b))),
+    **{f"dit_{s}": (lambda s: lambda b, p: (DiT(dit_config(dit_recipe(p, s))).eval(),
+                                            (_latent(b, p), _long(b), _long(b))))(s) for s in DIT_SIZES},
+    "unet_latent": lambda b, p: (UNet(latent_unet_config(unet_recipe(p))).eval(), (_latent(b, p), _long(b), _long(b))),
 }

@@ -72,7 +72,7 @@ PAPERS: dict[str, PaperResult] = {  # checked against shared/REFERENCE_NUMBERS.m
     **{f"ddim_cifar10_fid_{n}": PaperResult(4, f"DDIM, {n} steps", "FID", v, _DDIM, "song2021ddim", "Tab. 1")
        for n, v in ((10, 13.36), (20, 6.84), (50, 4.67), (100, 4.16), (1000, 4.04))},
     "dit_s2_gflops": PaperResult(7, "DiT-S/2", "Gflops", 6.06, "one forward pass on ImageNet-256's 32x32x4 latents "
-                                 "(256 tokens, as 32x32x3 pixels with patch 2)", "peebles2023dit"),
+                                 "(256 tokens)", "peebles2023dit"),
     "fm_ot_cifar10_fid": PaperResult(8, "Flow Matching, OT path", "FID", 6.35, "CIFAR-10, 142 function evaluations "
                                      "(dopri5)", "lipman2023flow", "Tab. 1"),
     "cd_cifar10_fid_1step": PaperResult(9, "Consistency distillation, 1 step", "FID", 3.55, "CIFAR-10, LPIPS metric",

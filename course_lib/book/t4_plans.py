@@ -22,7 +22,7 @@ from ..recipes.ch02_vae import ae_recipe, sweep_recipe, vae_recipe
 from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe
 from ..recipes.ch05_cfg import cfg_recipe, classifier_recipe
 from ..recipes.ch06_ldm import ldm_recipe
-from ..recipes.ch07_dit import dit_recipe, lora_recipe
+from ..recipes.ch07_dit import dit_recipe, dit_sizes, lora_recipe, unet_recipe
 from ..recipes.ch08_flow import fm_recipe, reflow_recipe
 from ..recipes.ch09_lcm import lcm_recipe
 from .t4_cost import Item, bootstrap, cpu, fid, fid_reference, sample, train
@@ -46,7 +46,8 @@ CHAPTER_P: dict[int, dict[str, Any]] = {
             negative_samples=500, bootstrap=50),
     6: dict(live_steps=300, w=3.0, sampling_steps=50, samples_per_colour=64, fid_samples=2_000, fid_reference=10_000,
             bootstrap=20),
-    7: dict(main="S/4", scaling=("S/4",), sampling_steps=50, fid_samples=2_000, fid_reference=10_000, lora_samples=500),
+    7: dict(live_steps=200, w=3.0, sampling_steps=50, fid_samples=2_000, fid_reference=10_000, bootstrap=50,
+            lora_class=1, lora_samples=500),
     8: dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=2_000, fid_reference=10_000),
     9: dict(live_steps=200, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=2_000, fid_reference=10_000,
             lora_steps=2_000),
@@ -198,18 +199,28 @@ def ch06(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
 
 
 def ch07(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
-    v = _v(7, {**dit_recipe(profile, "S/4"), "lora_steps": lora_recipe(profile)["steps"],
+    main, sizes = dit_sizes(profile)
+    v = _v(7, {**dit_recipe(profile, main), "lora_steps": lora_recipe(profile)["steps"],
                "lora_batch": lora_recipe(profile)["batch"]}, changes, values)
-    K, amp, n = v["sampling_steps"], v["amp"], v["fid_samples"]
-    return [train("DiT-S/4", "dit_s4", v["steps"], v["batch"], published=True),
-            sample(f"FID: {n:,} guided samples (doubled batch)", "dit_s4", n, K, n, cfg=True, amp=amp),
+    K, amp, n, m = v["sampling_steps"], v["amp"], v["fid_samples"], v["lora_samples"]
+    u, models = unet_recipe(profile), len(sizes) + 1  # the DiTs and the U-Net
+    return [train("chapter 2's autoencoder (loaded)", "vae", vae_recipe(profile)["steps"], 128, counted=False),
+            sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
+            train(f"DiT-{main}: the first steps, live", f"dit_{main}", v["live_steps"], v["batch"]),
+            *[train(f"DiT-{s}: the full run", f"dit_{s}", dit_recipe(profile, s)["steps"], v["batch"],
+                    published=True) for s in sizes],
+            train("latent U-Net at the main DiT's compute", "unet_latent", u["steps"], u["batch"], published=True),
+            *[sample(f"FID: {n:,} guided samples of DiT-{s} (doubled batch)", f"dit_{s}", n, K, n, cfg=True,
+                     amp=amp) for s in sizes],
+            sample(f"FID: {n:,} guided samples of the U-Net", "unet_latent", n, K, n, cfg=True, amp=amp),
             fid_reference(v["fid_reference"]),
-            fid("FID: Inception, samples", n),
-            train("training cost: DiT, 12 steps", "dit_s4", 12, v["batch"]),
-            train("training cost: U-Net, 12 steps", "unet_cond", 12, v["batch"]),
-            train("LoRA fine-tune", "dit_s4", v["lora_steps"], v["lora_batch"]),
+            fid("FID: Inception, samples", models * n),
+            bootstrap("FID bootstrap sds", models, v["bootstrap"]),
+            train("LoRA fine-tune", f"dit_{main}", v["lora_steps"], v["lora_batch"]),
             train("chapter 5's classifier (loaded)", "classifier", 2_500, 512, counted=False),
-            sample("before/after LoRA samples", "dit_s4", v["lora_samples"], 2 * K, v["lora_samples"], amp=amp)]
+            sample("before/after LoRA samples", f"dit_{main}", m, 2 * K, m, amp=amp),
+            sample("decode the latents", "vae_decode", models * n + 2 * m, 1, 500, amp=amp),
+            sample("classify the LoRA samples (float32)", "classifier", 2 * m, 1, 1000)]
 
 
 # scipy's exact assignment (linear_sum_assignment) of a 1,024 x 1,024 dense cost matrix on Colab's CPU, per

@@ -58,23 +58,24 @@ def latent_scale(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Genera
     return float(1.0 / z.std())  # LDM App. G: rescale by 1 / std of the latents
 
 
-def latent_batches(mu: torch.Tensor, logvar: torch.Tensor, tokens: torch.Tensor, batch_size: int, scale: float,
+def latent_batches(mu: torch.Tensor, logvar: torch.Tensor, cond: torch.Tensor, batch_size: int, scale: float,
                    generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless random batches (kappa z, tokens) drawn where the latents lie, a fresh z ~ q(z | x) each time:
-    (B, C, h, w) float and (B, L) long. ``tokens`` (N, L) must be on mu's device, ``generator`` too."""
+    """Endless random batches (kappa z, cond) drawn where the latents lie, a fresh z ~ q(z | x) each time:
+    (B, C, h, w) float and the rows of ``cond``, a long tensor on mu's device with one row per latent:
+    caption tokens (N, L) (chapter 6) or class labels (N,) (chapter 7). ``generator`` on mu's device too."""
     if mu.shape != logvar.shape or mu.ndim != 4:
         raise ValueError(f"mu and logvar must share a shape (N, C, h, w), got {tuple(mu.shape)} and "
                          f"{tuple(logvar.shape)}")
-    if tokens.ndim != 2 or tokens.shape[0] != mu.shape[0] or tokens.dtype != torch.long:
-        raise ValueError(f"tokens must be a long tensor ({mu.shape[0]}, L), one caption per latent; "
-                         f"got {tokens.dtype} {tuple(tokens.shape)}")
+    if cond.ndim not in (1, 2) or cond.shape[0] != mu.shape[0] or cond.dtype != torch.long:
+        raise ValueError(f"cond must be a long tensor of tokens ({mu.shape[0]}, L) or labels ({mu.shape[0]},), "
+                         f"one row per latent; got {cond.dtype} {tuple(cond.shape)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = mu.shape[0]
     while True:
         idx = torch.randint(0, n, (batch_size,), device=mu.device, generator=generator)
         z = sample_latents(mu[idx], logvar[idx], generator)  # (B, C, h, w)
-        yield scale * z, tokens[idx]
+        yield scale * z, cond[idx]
 
 
 @torch.no_grad()

@@ -35,7 +35,10 @@ from .embeddings import sinusoidal_embedding
 from .unet import check_denoiser_inputs
 
 # DiT Table 1: layers N, hidden size d, heads
-DIT_SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16), "tiny": (2, 64, 2)}
+# name -> (depth, width, heads): DiT Table 1's S, B, L, XL; the course's XXS and XS (for a CPU, chapter 7's
+# laptop profile) and tiny (the smoke profile)
+DIT_SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16),
+             "XXS": (4, 128, 2), "XS": (6, 192, 3), "tiny": (2, 64, 2)}
 
 
 @dataclass(frozen=True)

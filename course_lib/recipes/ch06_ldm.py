@@ -96,18 +96,39 @@ def _build_ldm(config: dict[str, Any]) -> LatentDenoiser:
     return LatentDenoiser(LatentDenoiserConfig.from_dict(config["model"]))
 
 
-def _training_data(profile: Profile, recipe: dict[str, Any], device) -> dict[str, Any]:
-    """Chapter 2's autoencoder (``chapter2_autoencoder``, trained first if missing), CIFAR-10's training set
-    encoded by it, the latent scale measured on it, and the captions' tokens, all on ``device``."""
+def latent_training_set(profile: Profile, train_images: int | None, device) -> dict[str, Any]:
+    """Chapter 2's autoencoder (``chapter2_autoencoder``, trained first if missing) and CIFAR-10's training set
+    (``train_images`` of it, None: all) encoded by it, on ``device``: the posteriors ``mu``, ``logvar``
+    (N, C, h, w), the ``labels`` (N,), the latent scale kappa measured on them (LDM App. G), the autoencoder
+    (``vae_model``), its record (``vae_meta``), name and SHA-256 (``vae``, ``vae_sha256``) and the data's
+    ``source`` (an ImageData). The latent models of chapters 6 and 7 train on this."""
     vae, vae_meta = chapter2_autoencoder(profile, device)
     with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it
-        data = load_cifar10("train", subset=recipe["train_images"])
-    images = data.images.to(device)
-    mu, logvar = encode_images(vae, images)  # each (N, C, h, w)
+        data = load_cifar10("train", subset=train_images)
+    mu, logvar = encode_images(vae, data.images.to(device))  # each (N, C, h, w)
     scale = latent_scale(mu, logvar, torch.Generator(mu.device).manual_seed(0))  # LDM App. G
-    tokens = tokenize(caption_images(data.images, data.labels), recipe["max_tokens"]).to(device)  # (N, L)
-    return dict(mu=mu, logvar=logvar, tokens=tokens, scale=scale, vae=vae_meta["name"],
-                vae_sha256=vae_meta["sha256"], data=data.source_id)
+    return dict(mu=mu, logvar=logvar, labels=data.labels.to(device), scale=scale, vae_model=vae, vae_meta=vae_meta,
+                vae=vae_meta["name"], vae_sha256=vae_meta["sha256"], data=data.source_id, source=data)
+
+
+def check_autoencoder(meta: dict[str, Any], vae_meta: dict[str, Any]) -> None:
+    """Raises ValueError unless the latent model whose record is ``meta`` was trained on the latents of the
+    autoencoder whose record is ``vae_meta`` (the same SHA-256): another autoencoder decodes its samples
+    into noise. Happens when chapter 2's autoencoder was trained again after the latent model."""
+    want = meta["config"].get("vae_sha256")
+    if want != vae_meta["sha256"]:
+        raise ValueError(f"{meta['name']} was trained on the latents of {meta['config'].get('vae')} (SHA-256 "
+                         f"{str(want)[:12]}...), not on those of the {vae_meta['name']} in the course cache "
+                         f"({vae_meta['sha256'][:12]}...): train it again (scripts/train.py with --retrain, or "
+                         f"retrain=True), or put that autoencoder back.")
+
+
+def _training_data(profile: Profile, recipe: dict[str, Any], device) -> dict[str, Any]:
+    """``latent_training_set`` with the captions' tokens (N, L) on ``device``."""
+    d = latent_training_set(profile, recipe["train_images"], device)
+    data = d["source"]
+    d["tokens"] = tokenize(caption_images(data.images, data.labels), recipe["max_tokens"]).to(device)  # (N, L)
+    return d
 
 
 def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *,

@@ -70,9 +70,17 @@ def test_clear_errors(vae):
     with pytest.raises(ValueError, match="expected latents"):
         decode_latents(vae, torch.zeros(2, 3, 8, 8), 1.0)
     mu = torch.zeros(4, 4, 8, 8)
-    with pytest.raises(ValueError, match=r"tokens must be a long tensor \(4, L\)"):
+    with pytest.raises(ValueError, match=r"cond must be a long tensor of tokens \(4, L\) or labels \(4,\)"):
         next(latent_batches(mu, mu, torch.zeros(3, 8, dtype=torch.long), 2, 1.0))
     with pytest.raises(ValueError, match="share a shape"):
         next(latent_batches(mu, mu[:, :2], torch.zeros(4, 8, dtype=torch.long), 2, 1.0))
     with pytest.raises(ValueError, match="mu and logvar"):
         sample_latents(mu, mu[:2])
+
+
+def test_latent_batches_carry_class_labels_too():
+    """Chapter 7 trains on (kappa z, y): the batches pair each latent with its row of a (N,) label tensor."""
+    mu = torch.arange(6.0)[:, None, None, None].expand(6, 4, 2, 2).contiguous()
+    labels = torch.arange(6) * 10
+    z, y = next(latent_batches(mu, torch.full_like(mu, -30.0), labels, 5, 2.0, torch.Generator().manual_seed(0)))
+    assert y.shape == (5,) and torch.allclose(z[:, 0, 0, 0], 2.0 * y.float() / 10, atol=1e-4)

@@ -36,7 +36,7 @@ def test_train_script_offers_the_chapter_5_to_7_models():
     spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts/train.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    for name in ("ch05_classifier", "ch05_noisy_classifier", "ch05_unet", "ch06_ldm", "ch07_dit_S2", "ch07_dit_B4"):
+    for name in ("ch05_classifier", "ch05_noisy_classifier", "ch05_unet", "ch06_ldm", "ch07_dit_XS1", "ch07_unet"):
         assert script.parse_args([name, "--profile", "smoke"]).model == name
 
 
