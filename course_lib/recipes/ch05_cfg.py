@@ -175,10 +175,11 @@ def cfg_recipe(profile: Profile) -> dict[str, Any]:
 
 
 def init_from_chapter3(model: UNet, name: str) -> dict[str, Any]:
-    """Loads chapter 3's artifact ``name`` (e.g. "ch03_unet-laptop": cached, published or trained now) into the
-    class-conditional ``model``, whose label embedding is set to zero, so that the model starts as chapter 3's
-    unconditional one for every label. Returns the artifact's record. Refuses an artifact whose weights do not
-    fit (another U-Net size)."""
+    """Loads chapter 3's artifact ``name`` (e.g. "ch03_unet-laptop": cached, published or trained now) into
+    ``model``, a U-Net of its sizes: a class-conditional one gets its label embedding set to zero, so that it
+    starts as chapter 3's unconditional model for every label (chapter 5); an unconditional one starts as
+    chapter 3's network (chapter 8's flow, which then learns another target). Returns the artifact's
+    record. Refuses an artifact whose weights do not fit (another U-Net size)."""
     base, _, profile = name.rpartition("-")
     if base != "ch03_unet" or profile not in PROFILES:
         raise ValueError(f"init must name a chapter 3 U-Net artifact 'ch03_unet-<profile>', got {name!r}")
@@ -188,10 +189,13 @@ def init_from_chapter3(model: UNet, name: str) -> dict[str, Any]:
         diff = {k: (v, getattr(wanted, k)) for k, v in asdict(source.config).items() if getattr(wanted, k) != v}
         raise ValueError(f"{name} does not fit this U-Net: (its, this U-Net's) sizes differ in {diff}")
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
-    assert not unexpected and {k.split(".")[0] for k in missing} == {"label_emb"}, (missing, unexpected)
-    with torch.no_grad():
-        model.label_emb.weight.zero_()
-    print(f"starting from {name} (SHA-256 {meta['sha256'][:12]}...), label embedding at zero")
+    assert not unexpected and {k.split(".")[0] for k in missing} <= {"label_emb"}, (missing, unexpected)
+    note = ""
+    if model.config.num_classes is not None:
+        with torch.no_grad():
+            model.label_emb.weight.zero_()
+        note = ", label embedding at zero"
+    print(f"starting from {name} (SHA-256 {meta['sha256'][:12]}...){note}")
     return meta
 
 

@@ -1,5 +1,7 @@
 """Chapter 8's recipes: flow matching (rectified flow) models on the swiss roll and on CIFAR-10 pixels, trained
 or loaded like the other chapters' models, and reflow (a 2-rectified flow trained on a flow's own couplings).
+In ``smoke`` and ``laptop`` the CIFAR-10 flow starts from chapter 3's trained U-Net (``init``: the same network
+learns the velocity instead of the noise), a fine-tune of hours instead of chapter 3's 12.6 CPU-hours.
 
     fm_recipe(profile, dataset)           model sizes and training settings ("cifar10" or "swiss_roll")
     build_fm_model(recipe)                chapter 1's MLP (swiss roll) or chapter 3's U-Net (CIFAR-10)
@@ -15,8 +17,8 @@ Time convention: s in [0, 1], s = 0 data, s = 1 noise; the models see 1000 s (fl
 clipping at 1, EMA 0.9999; DDPM's, too) at 100k rather than 400k steps, on DDPM's U-Net.
 ``smoke`` measured with one thread on a busy 2-core CPU: swiss roll, 1,000 steps, about 4 s (OT-CFM about 12 s,
 its exact assignment costing about 6 ms a batch), reflow about 4 s; CIFAR-10, the tiny U-Net's steps at batch 32
-about 0.15 s each (150: half of chapter 3's, to keep CI within its time), its reflow drawing 128 couplings and
-training 40 steps.
+about 0.15 s each (100, fine-tuning chapter 3's smoke U-Net as ``laptop`` does), its reflow drawing 128
+couplings and training 40 steps.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..models.mlp import MLPConfig, MLPDenoiser
 from ..models.unet import UNet
 from ..course.profiles import Profile
 from .ch03_ddpm import _build_unet, unet_config
+from .ch05_cfg import init_from_chapter3
 from .common import _train_or_load, load_if_saved, train_config
 from ..training.loop import TrainResult, train
 
@@ -55,8 +58,9 @@ def fm_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
         return profile.choose(
             smoke=dict(mlp=dict(hidden=64, num_blocks=3), steps=1_000, batch=256, ot_batch=256, lr=2e-3,
                        warmup=100, ema_decay=0.995, train_points=20_000),
-            # laptop: OT-CFM's exact assignment costs ~batch^3 on the CPU, ~0.35 s a step at 1,024: 256, as colab
-            laptop=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, ot_batch=256, lr=1e-3,
+            # laptop: chapter 1's laptop size and run (10,000 steps of 512: three such models train on the page);
+            # OT-CFM's exact assignment costs ~batch^3 on the CPU, ~0.35 s a step at 1,024: 256, as colab
+            laptop=dict(mlp=dict(hidden=128, num_blocks=4), steps=10_000, batch=512, ot_batch=256, lr=1e-3,
                         warmup=500, ema_decay=0.999, train_points=100_000),
             # colab: OT-CFM's exact assignment (SciPy, on the CPU) costs ~batch^3, ~0.35 s a step at 1,024
             colab=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, ot_batch=256, lr=1e-3,
@@ -64,14 +68,16 @@ def fm_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
             full=dict(mlp=dict(hidden=128, num_blocks=4), steps=20_000, batch=1024, ot_batch=1024, lr=1e-3,
                       warmup=500, ema_decay=0.999, train_points=100_000),
         )
-    return profile.choose(
-        smoke=dict(unet="tiny", steps=150, batch=32, lr=1e-3, warmup=15, ema_decay=0.98, train_images=2_000),
-        laptop=dict(unet="laptop", steps=35_000, batch=64, lr=3e-4, warmup=1_000, ema_decay=0.9995,
-                    train_images=None),  # provisional: sized in issue 20 (chapter 8)
+    init = f"ch03_unet-{profile.name}"  # smoke and laptop fine-tune chapter 3's U-Net of their profile
+    return {"init": None, **profile.choose(
+        smoke=dict(unet="tiny", steps=100, batch=32, lr=1e-3, warmup=10, ema_decay=0.98, train_images=2_000,
+                   init=init),
+        laptop=dict(unet="laptop", steps=5_000, batch=64, lr=3e-4, warmup=500, ema_decay=0.999, train_images=None,
+                    init=init),
         colab=dict(unet="small", steps=10_000, batch=128, lr=2e-4, warmup=1_000, ema_decay=0.9995, train_images=None),
         full=dict(unet="ddpm_cifar10", steps=100_000, batch=128, lr=2e-4, warmup=5_000, ema_decay=0.9999,
                   train_images=None),
-    )
+    )}
 
 
 def build_fm_model(recipe: dict[str, Any]) -> torch.nn.Module:
@@ -86,9 +92,13 @@ def train_fm(recipe: dict[str, Any], data: torch.Tensor, matcher: ConditionalFlo
              checkpoint_path=None) -> TrainResult:
     """Trains a velocity model v(x_s, 1000 s) with ``matcher``'s loss (default: the linear path, rectified flow)
     on ``data`` where it lies: uint8 images (N, 3, 32, 32), drawn with flips as in chapter 3, or float points
-    (N, D), e.g. the swiss roll. Continues ``model`` if given. ``result.ema`` is the model to sample."""
+    (N, D), e.g. the swiss roll. Continues ``model`` if given, else starts from the recipe's ``init`` (chapter
+    3's U-Net, ``init_from_chapter3``) or from scratch. ``result.ema`` is the model to sample."""
     torch.manual_seed(seed)
-    model = model if model is not None else build_fm_model(recipe).to(data.device)
+    if model is None:
+        model = build_fm_model(recipe).to(data.device)
+        if recipe.get("init"):  # a resumed run then replaces these weights with its checkpoint's
+            init_from_chapter3(model, recipe["init"])
     gen = torch.Generator(data.device).manual_seed(seed)
     if data.dtype == torch.uint8:
         batches = image_batches(data, recipe["batch"], generator=gen)
@@ -115,12 +125,12 @@ def reflow_recipe(profile: Profile, dataset: str = "cifar10") -> dict[str, Any]:
     does; ``steps`` and ``lr`` replace the flow recipe's."""
     if dataset == "swiss_roll":
         extra = profile.choose(smoke=dict(pairs=10_000, sample_steps=50, steps=1_000, lr=1e-3),
-                               laptop=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4),
+                               laptop=dict(pairs=50_000, sample_steps=50, steps=5_000, lr=5e-4),
                                colab=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4),
                                full=dict(pairs=100_000, sample_steps=100, steps=10_000, lr=5e-4))
     else:
         extra = profile.choose(smoke=dict(pairs=128, sample_steps=8, steps=40, lr=1e-3),
-                               laptop=dict(pairs=20_000, sample_steps=50, steps=10_000, lr=1e-4),  # provisional
+                               laptop=dict(pairs=20_000, sample_steps=20, steps=3_000, lr=1e-4),
                                colab=dict(pairs=5_000, sample_steps=50, steps=5_000, lr=1e-4),
                                full=dict(pairs=100_000, sample_steps=100, steps=50_000, lr=1e-4))
     return {**fm_recipe(profile, dataset), **extra}

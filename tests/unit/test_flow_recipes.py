@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import course_lib.recipes.ch08_flow as fr
+from course_lib.recipes import ch03_ddpm
 from course_lib.data import swiss_roll
 from course_lib.process.flow_matching import ExactOptimalTransportConditionalFlowMatcher
 from course_lib.samplers.flow import flow_euler_sample
@@ -67,3 +68,21 @@ def test_chapter8_fm_and_reflow_train_then_load(cache, monkeypatch):
     assert isinstance(second, UNet) and meta2["config"]["from"] == "ch08_fm-smoke"
     x = flow_euler_sample(second, torch.randn(2, 3, 32, 32), torch.linspace(1, 0, 3))
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("name", ["smoke", "laptop"])
+def test_the_cifar_flow_fine_tunes_chapter_3s_unet_of_its_profile(name):
+    recipe = fr.fm_recipe(get_profile(name))
+    assert recipe["init"] == f"ch03_unet-{name}" and fr.reflow_recipe(get_profile(name))["init"] == recipe["init"]
+    with torch.device("meta"):
+        assert fr.build_fm_model(recipe).config == UNet(ch03_ddpm.unet_config(ch03_ddpm.ddpm_recipe(get_profile(name)))).config
+    assert fr.fm_recipe(get_profile("full"))["init"] is None  # torchcfm's recipe: from scratch
+
+
+def test_train_fm_starts_from_chapter_3s_weights(cache, monkeypatch):
+    monkeypatch.setattr(ch03_ddpm, "ddpm_recipe", lambda profile: dict(TINY, schedule="linear", num_steps=1000))
+    ch3, _ = ch03_ddpm.chapter3_unet(get_profile("smoke"))
+    seen = {}
+    monkeypatch.setattr(fr, "train", lambda model, loss, batches, config: seen.setdefault("model", model))
+    fr.train_fm({**TINY, "init": "ch03_unet-smoke"}, torch.zeros(8, 3, 32, 32, dtype=torch.uint8), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(seen["model"].state_dict().values(), ch3.state_dict().values()))

@@ -1,6 +1,6 @@
 """The laptop cost model (course_lib.book.laptop_cost): its plans read each chapter's P laptop values, it
 leaves out the models the laptop profile loads, its arithmetic is the stated rates, and each chapter's laptop
-page fits 30 minutes on a 2-core CPU (strict xfail for the chapter not yet sized for it: issue 20)."""
+page fits 30 minutes on a 2-core CPU (strict xfail for a chapter not yet sized for it; none is now)."""
 
 import pytest
 
@@ -8,8 +8,8 @@ from course_lib.book import laptop_cost, t4_cost
 from course_lib.book.t4_plans import PLANS
 
 # chapters whose laptop page is not yet sized to fit (they train their heavy models on the page, or run
-# GPU-sized sweeps): issue 20 (chapter 8)
-NOT_YET_SIZED = {8: "issue 20: the swiss-roll trainings and ten FIDs of 2,000 samples"}
+# GPU-sized sweeps), with the issue that sizes them
+NOT_YET_SIZED: dict[int, str] = {}
 
 
 @pytest.mark.parametrize("chapter", sorted(PLANS))
