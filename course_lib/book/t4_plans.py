@@ -49,7 +49,7 @@ CHAPTER_P: dict[int, dict[str, Any]] = {
     7: dict(live_steps=200, w=3.0, sampling_steps=50, fid_samples=2_000, fid_reference=10_000, bootstrap=50,
             lora_class=1, lora_samples=500),
     8: dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=2_000, fid_reference=10_000, bootstrap=50,
-            straight_samples=256),
+            straight_samples=256, compare_steps=20),
     9: dict(live_steps=200, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=2_000, fid_reference=10_000,
             lora_steps=2_000),
 }
@@ -256,9 +256,12 @@ def ch08(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
             sample(f"FID: 2 flows x {v['cifar_steps']} Euler steps", "unet", n, cifar_nfe, n, amp=amp),
             sample("straightness: 2 flows x 50 Euler steps", "unet", v["straight_samples"], 2 * 50,
                    v["straight_samples"], amp=amp),
+            train("chapter 3's U-Net (loaded)", "unet", ddpm_recipe(profile)["steps"], 128, counted=False),
+            sample(f"chapter 3's U-Net: DPM-Solver++(2M), {v['compare_steps']} steps", "unet", n, v["compare_steps"],
+                   n, amp=amp),
             fid_reference(v["fid_reference"]),
-            fid(f"FID: Inception, {2 * len(v['cifar_steps'])} x samples", len(v["cifar_steps"]) * 2 * n),
-            bootstrap("FID bootstrap sds", 2 * len(v["cifar_steps"]), v["bootstrap"])]
+            fid(f"FID: Inception, {2 * len(v['cifar_steps']) + 1} x samples", (len(v["cifar_steps"]) * 2 + 1) * n),
+            bootstrap("FID bootstrap sds", 2 * len(v["cifar_steps"]) + 1, v["bootstrap"])]
 
 
 def ch09(profile: Profile = COLAB, values: dict[str, Any] | None = None, **changes) -> list[Item]:
