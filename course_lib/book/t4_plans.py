@@ -51,7 +51,7 @@ CHAPTER_P: dict[int, dict[str, Any]] = {
     8: dict(eval_points=5_000, cifar_steps=(1, 2, 4, 20, 100), fid_samples=2_000, fid_reference=10_000, bootstrap=50,
             straight_samples=256, compare_steps=20),
     9: dict(live_steps=200, steps=(1, 2, 4, 8), teacher_steps=50, fid_samples=2_000, fid_reference=10_000,
-            lora_steps=2_000),
+            bootstrap=50, lora_steps=2_000),
 }
 
 
@@ -276,13 +276,15 @@ def ch09(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
             sample("encode CIFAR-10's 50,000 training images", "vae_encode", 50_000, 1, 500, amp=amp),
             train("LCM distillation: the first steps, live", "ldm", v["live_steps"], v["batch"], passes=6),
             train("LCM distillation: the full run", "ldm", v["distill_steps"], v["batch"], passes=6, published=True),
-            sample(f"FID: teacher, guided DDIM {K} steps", "ldm", n, K, n, cfg=True, amp=amp),
+            sample(f"FID: teacher, guided DDIM {K} steps and 1 step", "ldm", n, K + 1, n, cfg=True, amp=amp),
             sample(f"FID: LCM at {v['steps']} steps", "ldm", n, sum(v["steps"]), n, amp=amp),
-            sample("decode the latents", "vae_decode", (1 + len(v["steps"])) * n, 1, 500, amp=amp),
+            sample("decode the latents", "vae_decode", (3 + len(v["steps"])) * n, 1, 500, amp=amp),
             fid_reference(v["fid_reference"]),
-            fid("FID: Inception, samples", (1 + len(v["steps"])) * n),
+            fid("FID: Inception, samples", (3 + len(v["steps"])) * n),
+            bootstrap("FID bootstrap sds", 3 + len(v["steps"]), v["bootstrap"]),
             train("LCM-LoRA distillation", "ldm", v["lora_steps"], v["batch"], passes=6),
-            sample("one-step gaps, 3 x a 50-step reference", "ldm", 16, 3 * K, 16, cfg=True, amp=amp)]
+            sample("one-step gaps, 3 x a 50-step reference", "ldm", 16, 3 * K, 16, cfg=True, amp=amp),
+            sample("FID: LCM-LoRA at 4 steps", "ldm", n, 4, n, amp=amp)]
 
 
 PLANS: dict[int, Callable[..., list[Item]]] = {1: ch01, 2: ch02, 3: ch03, 4: ch04, 5: ch05, 6: ch06, 7: ch07,
