@@ -69,7 +69,8 @@ from course_lib.evaluation.flops import gflops, model_gflops
 from course_lib.data.latents import (decode_latents, encode_images,
                                      latent_batches, latent_scale,
                                      sample_latents)
-from course_lib.recipes.ch06_ldm import (chapter6_ldm, ldm_recipe,
+from course_lib.recipes.ch06_ldm import (chapter6_ldm, check_autoencoder,
+                                         ldm_recipe,
                                          sampling_seconds_per_image,
                                          train_ldm, training_cost)
 from course_lib.evaluation.metrics import psnr
@@ -302,8 +303,7 @@ model, meta = chapter6_ldm(
     / f"ch06_ldm-{profile.name}.pt")
 model.eval()
 run = meta["config"]["recipe"]
-assert meta["config"]["vae_sha256"] == vae_meta["sha256"], \
-    "the latent model was trained on another autoencoder's latents"
+check_autoencoder(meta, vae_meta)  # trained on these latents
 assert abs(meta["config"]["latent_scale"] - scale) < 1e-6 * scale
 n_params = sum(p.numel() for p in model.parameters())
 print(f"{n_params / 1e6:.2f}M parameters "

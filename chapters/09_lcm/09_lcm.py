@@ -63,7 +63,7 @@ from course_lib.process.diffusion import eps_to_x0
 from course_lib.samplers.ddim import ddim_sample, timesteps
 from course_lib.evaluation.fid import fid, reference_stats
 from course_lib.data.latents import decode_latents, encode_images
-from course_lib.recipes.ch06_ldm import chapter6_ldm
+from course_lib.recipes.ch06_ldm import chapter6_ldm, check_autoencoder
 from course_lib.process.lcm_distillation import guided_ddim_step
 from course_lib.recipes.ch09_lcm import (chapter9_lcm, distill_lcm,
                                          lcm_lora_student, lcm_recipe,
@@ -200,10 +200,7 @@ print("my consistency function equals course_lib's consistency_output")
 # %%
 teacher, teacher_meta = chapter6_ldm(profile, device)
 vae, vae_meta = chapter2_autoencoder(profile, device)
-if vae_meta["sha256"] != teacher_meta["config"]["vae_sha256"]:
-    raise ValueError(f"{vae_meta['name']} is not the VAE "
-                     f"{teacher_meta['name']} was trained on: "
-                     "run chapter 6 again")
+check_autoencoder(teacher_meta, vae_meta)  # trained on these latents
 scale = teacher_meta["config"]["latent_scale"]  # the teacher's kappa
 train_data = load_cifar10("train", subset=recipe["train_images"])
 mu, logvar = encode_images(vae, train_data.images.to(device))
