@@ -304,9 +304,8 @@ for name, _, _, g, paper in rows[:4]:
 # %%
 d = latent_training_set(profile, recipe["train_images"], device)
 vae, vae_meta, scale = d["vae_model"], d["vae_meta"], d["scale"]
-print(f"{len(d['mu']):,} training images ({d['source'].source}) encoded "
-      f"by {d['vae']}: latents {tuple(d['mu'].shape[1:])}, "
-      f"kappa = {scale:.4f}")
+print(f"{len(d['mu']):,} training images of {d['data']} encoded by "
+      f"{d['vae']}:\nlatents {tuple(d['mu'].shape[1:])}, kappa = {scale:.4f}")
 t0 = time.perf_counter()
 live = train_latent(recipe, DiT(dit_config(recipe)).to(device), d["mu"],
                     d["logvar"], d["labels"], scale, steps=P["live_steps"])
@@ -367,10 +366,14 @@ for size in SIZES:
     scaling[size] = dict(gflops=model_gflops(models[size]), fid=score(x),
                          steps=metas[size]["config"]["recipe"]["steps"],
                          seconds=metas[size]["train_seconds"])
+    f = scaling[size]["fid"]
     print(f"DiT-{size} ({metas[size]['config']['recipe']['model']}): "
           f"{scaling[size]['gflops']:.3f} Gflops, "
           f"{scaling[size]['steps']:,} steps in "
-          f"{scaling[size]['seconds'] / 3600:.2f} h; {scaling[size]['fid']}")
+          f"{scaling[size]['seconds'] / 3600:.2f} h; "
+          f"FID {f.value:.1f} ± {f.std:.1f}")
+print(f"FID of {n:,} samples against {f.reference_count:,} test images "
+      f"({f.protocol}), ± its bootstrap standard deviation")
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.2),
                                gridspec_kw={"width_ratios": [1, 1.6]})
 g_list = [scaling[s]["gflops"] for s in SIZES]

@@ -466,7 +466,8 @@ with course_lib.sampling_autocast(device):
 fid_ddpm = fid(to_uint8(x), ref.mu, ref.sigma, f"{test_data.source_id} test",
                ref_count=ref.num_images, bootstrap=P["bootstrap"])
 ratio = cifar_fid[("1-rectified", k)].value / fid_ddpm.value
-print(f"chapter 3's U-Net, DPM-Solver++(2M), {k} steps: {fid_ddpm}")
+print(f"chapter 3's U-Net, DPM-Solver++(2M), {k} steps: "
+      f"FID {fid_ddpm.value:.1f} ± {fid_ddpm.std:.1f}")
 print(f"the 1-rectified flow, {k} Euler steps: "
       f"{cifar_fid[('1-rectified', k)].value:.1f}, {ratio:.2f} times that")
 

@@ -421,9 +421,10 @@ for name, gap in gaps.items():
 evaluate("LCM-LoRA, 4 steps",
          lambda: lcm_sample(lora_run.ema.eval(), schedule, z_T, 4, P["w"],
                             prompts, torch.Generator(device).manual_seed(4)))
-print(f"LCM-LoRA, 4 steps: {results['LCM-LoRA, 4 steps']['fid']} in "
+f = results["LCM-LoRA, 4 steps"]["fid"]
+print(f"LCM-LoRA, 4 steps: FID {f.value:.1f} ± {f.std:.1f} in "
       f"{results['LCM-LoRA, 4 steps']['seconds']:.1f} s; the full LCM: "
-      f"FID {results['LCM, 4 steps']['fid'].value:.1f}")
+      f"{results['LCM, 4 steps']['fid'].value:.1f}")
 
 # %%
 report({
