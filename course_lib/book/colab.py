@@ -68,6 +68,23 @@ weights, it renames the earlier file with the time (for example
 `checkpoints/ch03_ddpm-colab.20250131-142500.pt`) and prints that name; delete such files
 yourself once you no longer need them."""
 
+# book/students.md's section for a reader without a GPU: the models not yet published, trained ahead in chunks
+ON_A_LAPTOP = """## On a laptop, without a GPU
+
+With `COURSE_PROFILE=laptop` (what a Colab runtime without a GPU picks too) each chapter loads the
+models it needs from the published, checksummed files and reproduces its page within the time the
+introduction's table gives. Where a model is not published yet, the chapter trains it with the same
+recipe and says first how long that will take (on 2 cores, from minutes to many hours). Those
+hours can be spent ahead, in chunks, with the models in the order the chapters need them; each run
+stops at a checkpoint and the same command goes on exactly where it stopped:
+
+```bash
+python scripts/train_queue.py --profile laptop --status      # what is saved, started, still to do
+python scripts/train_queue.py --profile laptop --hours 2.5   # train for 2.5 hours, then stop
+```
+
+Give it the machine to itself: a second job on the same two cores slows both far more than twice."""
+
 
 def _book_config(root: Path) -> dict:
     import yaml

@@ -30,7 +30,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from .colab import KEEP_PROGRESS, colab_admonition, colab_url, student_path
+from .colab import KEEP_PROGRESS, ON_A_LAPTOP, colab_admonition, colab_url, student_path
 
 GENERATOR = "scripts/make_student_notebooks.py"
 
@@ -275,7 +275,8 @@ def students_page(root: Path, lectures: list[Path]) -> str:
         name = f"{{doc}}`{title} </{doc}>`" if doc in toc else title
         rows.append(f"| {name} | [lecture]({colab_url(lecture, root)}) | [student]({colab_url(student_path(lecture), root)}) |")
     snippet = colab_admonition(lectures[0], root) if lectures else ""
-    return _PAGE.format(rows="\n".join(rows), snippet=snippet, generator=GENERATOR, keep_progress=KEEP_PROGRESS)
+    return _PAGE.format(rows="\n".join(rows), snippet=snippet, generator=GENERATOR,
+                        keep_progress=f"{KEEP_PROGRESS}\n\n{ON_A_LAPTOP}")
 
 
 def generate(root: Path, lectures: list[Path] | None = None) -> dict[Path, str]:
