@@ -148,14 +148,23 @@ def chapter6_ldm(profile: Profile, device: torch.device | str = "cpu", retrain: 
     recipe = ldm_recipe(profile) if steps is None else {**ldm_recipe(profile), "steps": steps}
     d = _training_data(profile, recipe, device)
     result = train_ldm(recipe, d["mu"], d["logvar"], d["tokens"], d["scale"], checkpoint_path=checkpoint_path)
+    return save_latent_model(name, result, result.ema.config.to_dict(), recipe, d, profile,
+                             "course_lib.recipes.ch06_ldm.train_ldm", _build_ldm, device)
+
+
+def save_latent_model(name: str, result: TrainResult, model_config: dict[str, Any], recipe: dict[str, Any],
+                      d: dict[str, Any], profile: Profile, produced_by: str, build: Callable, device):
+    """Saves ``result.ema``, trained on the latents ``d`` (``latent_training_set``), as artifact ``name`` with
+    the latent scale and the autoencoder's name and SHA-256 in its config and its loss history (rank 0 only),
+    then loads it back on every rank: the end of a latent model's train-or-load (chapters 6 and 7)."""
     if dist.is_main():
-        config = {"model": result.ema.config.to_dict(), "recipe": recipe, "data": d["data"],
+        config = {"model": model_config, "recipe": recipe, "data": d["data"],
                   "latent_scale": d["scale"], "vae": d["vae"], "vae_sha256": d["vae_sha256"],
                   "processes": dist.world_size()}
-        save_artifact(name, result.ema, config, profile=profile.name, produced_by="course_lib.recipes.ch06_ldm.train_ldm",
+        save_artifact(name, result.ema, config, profile=profile.name, produced_by=produced_by,
                       seconds=result.total_seconds, history=result.history, metrics={"latent_scale": d["scale"]})
     dist.barrier()  # the other ranks wait for the files
-    return load_artifact(name, _build_ldm, map_location=device)
+    return load_artifact(name, build, map_location=device)
 
 
 # ---- what training and sampling cost (chapter 6 compares latent and pixel diffusion) ---------------

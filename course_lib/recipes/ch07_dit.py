@@ -35,7 +35,6 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..course.artifacts import load_artifact, save_artifact
 from ..course.profiles import PROFILES, Profile
 from ..data.latents import latent_batches
 from ..evaluation.flops import model_gflops
@@ -45,10 +44,9 @@ from ..models.unet import UNet, UNetConfig
 from ..models.vae import VAEConfig
 from ..process.guidance import LabelDropoutLoss
 from ..process.schedules import make_schedule
-from ..training import distributed as dist
 from ..training.loop import TrainResult, train
 from .ch02_vae import ae_recipe
-from .ch06_ldm import UNET_SIZES, latent_training_set, ldm_recipe
+from .ch06_ldm import UNET_SIZES, latent_training_set, ldm_recipe, save_latent_model
 from .common import _model_fields, load_or_stand_in, train_config
 
 SIZES = ("XXS/2", "XS/2", "XS/1", "S/2", "S/1", "B/2", "B/1")
@@ -153,15 +151,8 @@ def _train_or_load_latent(name: str, build: Callable, make_model: Callable[[dict
     model = make_model(recipe).to(device)
     result = train_latent(recipe, model, d["mu"], d["logvar"], d["labels"], d["scale"],
                           checkpoint_path=checkpoint_path)
-    if dist.is_main():
-        config = {"model": asdict(result.ema.config), "recipe": recipe, "data": d["data"],
-                  "latent_scale": d["scale"], "vae": d["vae"], "vae_sha256": d["vae_sha256"],
-                  "processes": dist.world_size()}
-        save_artifact(name, result.ema, config, profile=profile.name,
-                      produced_by="course_lib.recipes.ch07_dit.train_latent", seconds=result.total_seconds,
-                      history=result.history, metrics={"latent_scale": d["scale"]})
-    dist.barrier()  # the other ranks wait for the files
-    return load_artifact(name, build, map_location=device)
+    return save_latent_model(name, result, asdict(result.ema.config), recipe, d, profile,
+                             "course_lib.recipes.ch07_dit.train_latent", build, device)
 
 
 def chapter7_dit(profile: Profile, device: torch.device | str = "cpu", retrain: bool = False, *, size: str,
