@@ -2,7 +2,8 @@
 # Runs every test of the course, offline, on a CPU: the README's test command (and CI's).
 #   1. unit tests of course_lib (diffusers parity, invariants, checkers, jupytext pair sync)
 #   2. every chapter notebook under nbval in the smoke profile (cells tagged nbval-check-output
-#      are compared with their stored outputs; every cell must run without error)
+#      are compared with their stored outputs; every cell must run without error), in two lanes
+#      of one thread each (tests/run_notebooks.sh says why)
 #   3. the book build with Sphinx warnings as errors
 #   4. the built book in headless Chromium (math typeset, figures, animations, widgets,
 #      exercises, internal links), with screenshots in book/_build/screenshots
@@ -40,9 +41,9 @@ step() { echo; echo "=== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 step "1/4 unit tests"
 python -m pytest tests/unit -p no:cacheprovider --durations=10
 
-step "2/4 chapter notebooks under nbval (COURSE_PROFILE=$COURSE_PROFILE)"
-python -m pytest chapters -p no:cacheprovider --nbval-lax --nbval-cell-timeout=1200 \
-  --sanitize-with tests/nbval_sanitize.cfg --durations=10
+step "2/4 chapter notebooks under nbval (COURSE_PROFILE=$COURSE_PROFILE), in two one-thread lanes"
+bash tests/run_notebooks.sh --nbval-lax --nbval-cell-timeout=1200 \
+  --sanitize-with tests/nbval_sanitize.cfg --durations=5
 
 step "3/4 book build (warnings are errors)"
 bash book/build.sh

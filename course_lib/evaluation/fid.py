@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,7 +257,7 @@ def reference_stats(images_uint8: torch.Tensor, name: str, cache_dir: str | Path
     mu, sigma = feature_stats(extract(images_uint8, batch_size=batch_size))
     mu, sigma = mu.cpu(), sigma.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per process: several may compute it at once
     torch.save({"name": name, "num_images": len(images_uint8), "protocol": PROTOCOL, "mu": mu, "sigma": sigma}, tmp)
     tmp.replace(path)  # atomic: an interrupted run leaves no half-written cache
     return FIDReference(name, mu, sigma, len(images_uint8))
