@@ -27,9 +27,9 @@ from course_lib.course.paths import cache_dir
 from course_lib.course.profiles import PROFILES, get_profile
 
 # Dependencies first; within that, chapter order, so that each chapter's page can be stored as soon as
-# its models are. ch02_ae goes if chapters 6, 7 and 9 move to ch02_vae (results/models/README.md).
+# its models are.
 QUEUE = ("ch02_sweep_beta0.1", "ch02_sweep_beta1", "ch02_sweep_beta10", "ch02_sweep_beta1_16x16", "ch02_vae",
-         "ch02_ae", "ch03_unet", "ch03_linear_eps", "ch03_cosine_eps", "ch03_cosine_v", "ch05_classifier",
+         "ch03_unet", "ch03_linear_eps", "ch03_cosine_eps", "ch03_cosine_v", "ch05_classifier",
          "ch05_noisy_classifier", "ch05_unet", "ch06_ldm", "ch07_dit_XXS2", "ch07_dit_XS2", "ch07_dit_XS1",
          "ch07_unet", "ch08_fm", "ch08_reflow", "ch09_lcm")
 

@@ -76,7 +76,7 @@ from course_lib.recipes.ch06_ldm import (chapter6_ldm, check_autoencoder,
 from course_lib.evaluation.metrics import psnr
 from course_lib.book.plotting import (figure_jpeg, frame_slider, image_grid,
                                       show_jpeg)
-from course_lib.recipes.ch02_vae import AE_BETA, chapter2_autoencoder
+from course_lib.recipes.ch02_vae import chapter2_vae
 from course_lib.recipes.ch03_ddpm import chapter3_unet
 from course_lib.book.results import report
 from course_lib.book.runs import show_run
@@ -105,8 +105,8 @@ P = profile.choose(
               fid_reference=10_000, bootstrap=20),
 )
 course_lib.show_setup("6 · Latent diffusion and text-to-image", {
-    "autoencoder": f"chapter 2's VAE at beta = {AE_BETA} (loaded as an "
-                   "artifact, trained again if missing)",
+    "autoencoder": "chapter 2's VAE (loaded as an artifact, trained "
+                   "again if missing)",
     "data": f"CIFAR-10 train ({recipe['train_images'] or 'all 50,000'} "
             "images) with synthetic captions",
     "model": f"'{recipe['unet']}' U-Net with cross-attention + "
@@ -123,10 +123,10 @@ course_lib.show_setup("6 · Latent diffusion and text-to-image", {
 # %% [markdown]
 # ## Latents and their scale
 #
-# The autoencoder is chapter 2's VAE trained with a small KL weight ($\beta$ = `AE_BETA`, chapter 2's
-# rate-distortion section): sharper reconstructions, and a latent that need not match the prior,
-# since the diffusion model learns its own (LDM's KL weight is tiny for the same reason). Its
-# encoder gives a Gaussian $q(z \mid x) = \mathcal N(\mu(x), \operatorname{diag}\sigma^2(x))$
+# The autoencoder is chapter 2's VAE itself. LDM trains its autoencoder with a tiny KL weight, for
+# sharp reconstructions and a latent that need not match the prior (the diffusion model learns its
+# own); chapter 2's rate-distortion sweep measured that at our size a small KL weight buys almost
+# no sharpness, so the ELBO VAE serves. Its encoder gives a Gaussian $q(z \mid x) = \mathcal N(\mu(x), \operatorname{diag}\sigma^2(x))$
 # per image. Latent diffusion trains on samples $z \sim q(z \mid x)$, computed once for the whole
 # training set (the encoder never runs in the diffusion training loop), and decodes the diffusion
 # model's output with the VAE's decoder. One detail matters: the forward process of chapter 3
@@ -135,7 +135,7 @@ course_lib.show_setup("6 · Latent diffusion and text-to-image", {
 # Diffusion's $\kappa = 0.18215$ is this number for its autoencoder).
 
 # %%
-vae, vae_meta = chapter2_autoencoder(profile, device)
+vae, vae_meta = chapter2_vae(profile, device)
 vae.eval()
 train_data = load_cifar10("train", subset=recipe["train_images"])
 test_data = load_cifar10("test", subset=P["fid_reference"]

@@ -70,7 +70,7 @@ from course_lib.recipes.ch09_lcm import (chapter9_lcm, distill_lcm,
                                          one_step_error)
 from course_lib.models.lora import trainable_parameters
 from course_lib.book.plotting import image_grid, show_jpeg
-from course_lib.recipes.ch02_vae import chapter2_autoencoder
+from course_lib.recipes.ch02_vae import chapter2_vae
 from course_lib.book.results import report
 from course_lib.book.runs import show_run
 from course_lib.process.schedules import make_schedule
@@ -195,11 +195,11 @@ print("my consistency function equals course_lib's consistency_output")
 #   $\hat\epsilon = \epsilon_\varnothing + w(\epsilon_c - \epsilon_\varnothing)$ (chapter 5), with $w$
 #   drawn per example, and the student takes $w$ as an extra input (an embedding of $w$ added to its
 #   time embedding, zero at the start, so the student starts as the teacher's conditional model).
-# - **Latents:** all of it happens in the latent space of chapter 6's autoencoder.
+# - **Latents:** all of it happens in the latent space of chapter 6's autoencoder (chapter 2's VAE).
 
 # %%
 teacher, teacher_meta = chapter6_ldm(profile, device)
-vae, vae_meta = chapter2_autoencoder(profile, device)
+vae, vae_meta = chapter2_vae(profile, device)
 check_autoencoder(teacher_meta, vae_meta)  # trained on these latents
 scale = teacher_meta["config"]["latent_scale"]  # the teacher's kappa
 train_data = load_cifar10("train", subset=recipe["train_images"])

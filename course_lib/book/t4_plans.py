@@ -18,7 +18,7 @@ import math
 from typing import Any, Callable
 
 from ..course.profiles import PROFILES, Profile
-from ..recipes.ch02_vae import ae_recipe, sweep_recipe, vae_recipe
+from ..recipes.ch02_vae import sweep_recipe, vae_recipe
 from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe
 from ..recipes.ch05_cfg import cfg_recipe, classifier_recipe
 from ..recipes.ch06_ldm import ldm_recipe
@@ -90,10 +90,8 @@ def ch02(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
             train("VAE: the full run", "vae", v["steps"], v["batch"], published=True),
             train("sweep: 3 betas", "vae", 3 * sweep_steps, v["batch"], published=True),
             train("sweep: 4x16x16 latents", "vae_16x16", sweep_steps, v["batch"], published=True),
-            train("chapter 6's autoencoder (the VAE at a small beta): the full run", "vae",
-                  ae_recipe(profile)["steps"], v["batch"], published=True),
             sample("reconstructions + bits/dim of the test images", "vae", 2 * n_eval, 1, 500, amp=amp),
-            sample("sweep and autoencoder: rate and distortion, 5 models", "vae", 10 * n_eval, 1, 500, amp=amp),
+            sample("sweep: rate and distortion, 4 models", "vae", 8 * n_eval, 1, 500, amp=amp),
             sample("FID: prior samples and reconstructions", "vae", n_fid, 2, 500, amp=amp),
             fid_reference(v["fid_reference"]),
             fid("FID: Inception, 2 x samples", 2 * n_fid)]

@@ -1,5 +1,5 @@
 """Chapter 6's recipes: the text-to-image latent diffusion model (LDM, Rombach et al. 2022) on the
-chapter 2 autoencoder's latents of CIFAR-10, conditioned on synthetic captions (``course_lib.data.captions``) and
+chapter 2 VAE's latents of CIFAR-10, conditioned on synthetic captions (``course_lib.data.captions``) and
 trained with caption dropout for classifier-free guidance (CFG, Ho & Salimans 2022).
 
     ldm_recipe(profile)                      sizes, schedule and training settings per profile
@@ -33,7 +33,7 @@ from ..models.ldm import LatentDenoiser, LatentDenoiserConfig
 from ..models.text import TextEncoderConfig
 from ..models.unet import UNetConfig
 from ..course.profiles import Profile
-from .ch02_vae import chapter2_autoencoder
+from .ch02_vae import chapter2_vae
 from .common import load_or_stand_in, train_config
 from ..process.schedules import make_schedule
 from ..process.text_guidance import CaptionDropoutLoss
@@ -97,12 +97,12 @@ def _build_ldm(config: dict[str, Any]) -> LatentDenoiser:
 
 
 def latent_training_set(profile: Profile, train_images: int | None, device) -> dict[str, Any]:
-    """Chapter 2's autoencoder (``chapter2_autoencoder``, trained first if missing) and CIFAR-10's training set
+    """Chapter 2's VAE, the autoencoder (``chapter2_vae``, trained first if missing), and CIFAR-10's training set
     (``train_images`` of it, None: all) encoded by it, on ``device``: the posteriors ``mu``, ``logvar``
     (N, C, h, w), the ``labels`` (N,), the latent scale kappa measured on them (LDM App. G), the autoencoder
     (``vae_model``), its record (``vae_meta``), name and SHA-256 (``vae``, ``vae_sha256``) and the data's
     ``source`` (an ImageData). The latent models of chapters 6 and 7 train on this."""
-    vae, vae_meta = chapter2_autoencoder(profile, device)
+    vae, vae_meta = chapter2_vae(profile, device)
     with dist.main_first():  # rank 0 decodes CIFAR-10 into the cache; the other ranks then read it
         data = load_cifar10("train", subset=train_images)
     mu, logvar = encode_images(vae, data.images.to(device))  # each (N, C, h, w)

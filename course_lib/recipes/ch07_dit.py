@@ -45,7 +45,7 @@ from ..models.vae import VAEConfig
 from ..process.guidance import LabelDropoutLoss
 from ..process.schedules import make_schedule
 from ..training.loop import TrainResult, train
-from .ch02_vae import ae_recipe
+from .ch02_vae import vae_recipe
 from .ch06_ldm import UNET_SIZES, latent_training_set, ldm_recipe, save_latent_model
 from .common import _model_fields, load_or_stand_in, train_config
 
@@ -63,8 +63,8 @@ def dit_sizes(profile: Profile) -> tuple[str, tuple[str, ...]]:
 
 
 def latent_shape(profile: Profile) -> tuple[int, int, int]:
-    """(C, h, w) of the latents chapter 2's autoencoder gives at ``profile`` (4 x 8 x 8)."""
-    return VAEConfig(**ae_recipe(profile)["model"]).latent_shape()
+    """(C, h, w) of the latents chapter 2's VAE gives at ``profile`` (4 x 8 x 8)."""
+    return VAEConfig(**vae_recipe(profile)["model"]).latent_shape()
 
 
 def dit_recipe(profile: Profile, size: str) -> dict[str, Any]:

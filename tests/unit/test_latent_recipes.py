@@ -41,14 +41,14 @@ def test_chapter6_ldm_trains_the_autoencoder_then_itself_then_loads_and_samples(
     monkeypatch.setattr(lr, "ldm_recipe", lambda profile: {**original(profile), "batch": 8, "train_images": 40})
     model, meta = lr.chapter6_ldm(smoke, steps=3)
     assert isinstance(model, LatentDenoiser) and not model.training
-    assert (cache / "artifacts/ch02_ae-smoke.pt").exists() and (cache / "artifacts/ch06_ldm-smoke.pt").exists()
+    assert (cache / "artifacts/ch02_vae-smoke.pt").exists() and (cache / "artifacts/ch06_ldm-smoke.pt").exists()
     config = meta["config"]
-    assert config["vae"] == "ch02_ae-smoke" and config["recipe"]["steps"] == 3 and config["latent_scale"] > 0
+    assert config["vae"] == "ch02_vae-smoke" and config["recipe"]["steps"] == 3 and config["latent_scale"] > 0
     assert meta["produced_by"].endswith("train_ldm")
     assert [step for step, _ in meta["history"]] == [1, 2, 3]  # the loss curve the chapter plots
     assert meta["train_seconds"] > 0
     assert_loads_without_training(monkeypatch, lr, "train_ldm", lambda: lr.chapter6_ldm(smoke), model)
-    vae, _ = ch02_vae.chapter2_autoencoder(smoke)
+    vae, _ = ch02_vae.chapter2_vae(smoke)
     guided = text_cfg_model(model, tokenize("a photo of a red truck")[0], 3.0)
     z = ddim_sample(guided, make_schedule("linear", 1000), torch.randn(2, 4, 8, 8), timesteps(1000, 2))
     images = decode_latents(vae, z, config["latent_scale"])

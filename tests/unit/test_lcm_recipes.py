@@ -75,7 +75,7 @@ def test_chapter9_lcm_trains_the_teacher_then_distils_then_loads_and_samples(cac
     monkeypatch.setattr(lcm, "lcm_recipe", lambda p: {**lcm_original(p), "batch": 8, "train_images": 40})
     student, meta = lcm.chapter9_lcm(smoke, steps=3)
     assert isinstance(student, GuidanceConditionedDenoiser) and not student.training
-    for name in ("ch02_ae-smoke", "ch06_ldm-smoke", "ch09_lcm-smoke"):
+    for name in ("ch02_vae-smoke", "ch06_ldm-smoke", "ch09_lcm-smoke"):
         assert (cache / f"artifacts/{name}.pt").exists()
     config = meta["config"]
     assert config["teacher"] == "ch06_ldm-smoke" and config["recipe"]["steps"] == 3 and config["latent_scale"] > 0
@@ -83,7 +83,7 @@ def test_chapter9_lcm_trains_the_teacher_then_distils_then_loads_and_samples(cac
     assert [step for step, _ in meta["history"]] == [1, 2, 3] and meta["train_seconds"] > 0
     assert_loads_without_training(monkeypatch, lcm, "distill_lcm",
                                   lambda: lcm.chapter9_lcm(smoke), student, verb="distilled")
-    vae, _ = ch02_vae.chapter2_autoencoder(smoke)
+    vae, _ = ch02_vae.chapter2_vae(smoke)
     z = lcm_sample(student, make_schedule("linear", 1000), torch.randn(2, 4, 8, 8), 4, 3.0,
                    tokenize("a photo of a red truck")[0], torch.Generator().manual_seed(0))
     images = decode_latents(vae, z, config["latent_scale"])

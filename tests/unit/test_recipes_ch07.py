@@ -83,7 +83,7 @@ def _stand_in_latents(profile, train_images, device):
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(train_images, 4, 8, 8, generator=g)
     return dict(mu=mu, logvar=torch.full_like(mu, -2.0), labels=torch.arange(train_images) % 10, scale=0.5,
-                vae="ch02_ae-smoke", vae_sha256="ab" * 32, data="stand-in")
+                vae="ch02_vae-smoke", vae_sha256="ab" * 32, data="stand-in")
 
 
 def test_chapter7_dit_trains_then_loads_and_samples_with_guidance(cache, monkeypatch):
@@ -92,10 +92,10 @@ def test_chapter7_dit_trains_then_loads_and_samples_with_guidance(cache, monkeyp
     model, meta = dit_recipes.chapter7_dit(get_profile("smoke"), size="XS/1")
     assert isinstance(model, DiT) and model.config.num_classes == 10 and model.config.patch_size == 1
     assert meta["produced_by"].endswith("train_latent") and (cache / "artifacts/ch07_dit_XS1-smoke.pt").exists()
-    assert meta["config"]["latent_scale"] == 0.5 and meta["config"]["vae"] == "ch02_ae-smoke"
-    check_autoencoder(meta, {"name": "ch02_ae-smoke", "sha256": "ab" * 32})
-    with pytest.raises(ValueError, match="trained on the latents of ch02_ae-smoke .* train it again"):
-        check_autoencoder(meta, {"name": "ch02_ae-smoke", "sha256": "cd" * 32})
+    assert meta["config"]["latent_scale"] == 0.5 and meta["config"]["vae"] == "ch02_vae-smoke"
+    check_autoencoder(meta, {"name": "ch02_vae-smoke", "sha256": "ab" * 32})
+    with pytest.raises(ValueError, match="trained on the latents of ch02_vae-smoke .* train it again"):
+        check_autoencoder(meta, {"name": "ch02_vae-smoke", "sha256": "cd" * 32})
     again = assert_loads_without_training(monkeypatch, dit_recipes, "train_latent",
                                           lambda: dit_recipes.MODELS["ch07_dit_XS1"](get_profile("smoke")), model)
     x = ddim_sample(cfg_model(again, torch.tensor([3, 7]), 2.0), make_schedule("linear", 1000),
