@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from ..course.device import autocast_dtype
 from ..training import distributed as dist
 from .checkpoint import _save_on_main, _State, load_checkpoint
+from .clock import ActiveClock
 from .ema import EMA
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -121,9 +122,9 @@ class TrainResult:
     model: nn.Module
     ema: nn.Module
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of the window)
-    seconds: float = 0.0  # wall time of this call (not of earlier, resumed-from runs)
+    seconds: float = 0.0  # training time of this call: wall time less any stop (clock.py); not of earlier runs
     steps_run: int = 0  # optimizer steps taken in this call
-    total_seconds: float = 0.0  # wall time of all the calls that trained these weights (resumes included)
+    total_seconds: float = 0.0  # the same over all the calls that trained these weights (resumes included)
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # step -> fp16 EMA weights
     snapshot_seconds: dict[int, float] = field(default_factory=dict)  # step -> training seconds up to it
 
@@ -185,7 +186,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
     start, history = state.step, state.history
 
     model.train()
-    t0 = time.perf_counter()
+    clock = ActiveClock()  # wall seconds less any time the process was stopped (kill -STOP)
     window = [torch.tensor(v, device=device) for v in state.window]  # losses since the last log entry
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training",
                disable=not (config.progress and dist.is_main()), mininterval=1.0)
@@ -193,9 +194,9 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
 
     def save(step: int) -> None:
         state.window = [w.item() for w in window]
-        _save_on_main(path, step, model, ema, optimizer, scheduler, scaler, config, state, time.perf_counter() - t0)
+        _save_on_main(path, step, model, ema, optimizer, scheduler, scaler, config, state, clock.elapsed())
 
-    with _pause_on_signals(path is not None):
+    with _pause_on_signals(path is not None), clock.watching():
         for step in bar:
             batch = dist.shard(next(batches), rank, world)  # (B/N, ...): this rank's rows of the global batch
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -210,8 +211,9 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
             scheduler.step()
             ema.update(model)
             window.append(loss.detach())
+            clock.step_done()
             if step + 1 == eta_at:
-                _say_how_long(time.perf_counter() - t0, step + 1 - start, config.steps - step - 1, path is not None)
+                _say_how_long(clock.elapsed(), step + 1 - start, config.steps - step - 1, path is not None)
             at_log = (step + 1) % config.log_every == 0
             if at_log or step + 1 == config.steps:  # a run's last, partial window is logged and kept for a resume
                 history.append((step + 1, dist.all_reduce_mean(torch.stack(window).float().mean()).item()))
@@ -221,18 +223,18 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.T
             if config.snapshot_every and (step + 1) % config.snapshot_every == 0:
                 state.snapshots[step + 1] = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point()
                                              else v.detach().cpu() for k, v in ema.model.state_dict().items()}
-                state.marks[step + 1] = state.seconds + time.perf_counter() - t0
+                state.marks[step + 1] = state.seconds + clock.elapsed()
             if path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
                 save(step + 1)
             if (_DEADLINE or path is not None) and step + 1 < config.steps and _should_pause(device):
                 save(step + 1)
                 bar.close()
-                raise TrainingPaused(path, step + 1, config.steps, (time.perf_counter() - t0) / (step + 1 - start))
+                raise TrainingPaused(path, step + 1, config.steps, clock.elapsed() / (step + 1 - start))
     bar.close()
     if path is not None and config.steps > start:
         save(config.steps)
     model.eval()
-    seconds = time.perf_counter() - t0
+    seconds = clock.elapsed()
     return TrainResult(model, ema.model, history, seconds, max(config.steps - start, 0),
                        state.seconds + seconds, state.snapshots, state.marks)
 
