@@ -32,6 +32,7 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/course-lanes.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 start=$SECONDS
+clock() { echo "$(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s"; }  # since the start
 
 lane() {  # lane NAME CHAPTER[:WAITS_FOR] ...
   local name=$1; shift
@@ -41,12 +42,12 @@ lane() {  # lane NAME CHAPTER[:WAITS_FOR] ...
     if [ "$dep" != "$entry" ]; then
       while [ ! -e "$work/$dep.done" ]; do sleep 2; done
     fi
-    echo "[$(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s] lane $name: $chapter"
+    echo "[$(clock)] lane $name: $chapter"
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m pytest "chapters/$chapter" -p no:cacheprovider \
       "${PYTEST_ARGS[@]}" > "$work/$chapter.log" 2>&1
     status=$?
     echo "$status" > "$work/$chapter.done"
-    echo "[$(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s] lane $name: $chapter" \
+    echo "[$(clock)] lane $name: $chapter" \
          "$([ "$status" = 0 ] && echo passed || echo "FAILED (exit $status)")"
   done
 }
@@ -65,6 +66,6 @@ for chapter in $(printf '%s\n' "${all[@]}" | sort); do  # the logs in the course
   [ "$(cat "$work/$chapter.done" 2>/dev/null)" = 0 ] || failed=1
 done
 echo
-echo "${#all[@]} notebooks in two lanes: $(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s," \
+echo "${#all[@]} notebooks in two lanes: $(clock)," \
      "$([ $failed = 0 ] && echo "all passed" || echo "SOME FAILED (see above)")"
 exit $failed
