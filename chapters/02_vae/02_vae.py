@@ -144,7 +144,11 @@ plt.show()
 # fits the data and pulls the encoder towards the true posterior. Our choices, as in most
 # VAEs: $q_\phi(z \mid x) = \mathcal{N}(\mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x))$ with the
 # encoder outputting $\mu$ and $\log\sigma^2$ (`logvar`), and a Gaussian decoder
-# $p_\theta(x \mid z) = \mathcal{N}(\hat x_\theta(z), s^2 I)$ with one learned $s$ per colour channel.
+# $p_\theta(x \mid z) = \mathcal{N}(\hat x_\theta(z), \operatorname{diag} s_\theta(z)^2)$ that outputs,
+# for every pixel and colour, a mean $\hat x$ and a noise level $s$: how far off it expects that
+# mean to be. One $s$ per colour channel for the whole image is a common simpler choice, but it
+# must charge a pixel of plain sky the same error as one on an edge, and it scores worse
+# (`results/models/README.md` measures by how much on this chapter's VAE).
 
 # %% [markdown]
 # ### The reparameterization trick
@@ -254,8 +258,13 @@ print("KL per example:", [f"{v:.1f}" for v in by_torch.tolist()], "nats")
 # %% [markdown]
 # ### The loss
 #
-# The reconstruction term with our Gaussian decoder is a scaled squared error plus the cost of
-# the decoder's noise level: $-\log p_\theta(x \mid z) = \sum_i \frac{(x_i - \hat x_i)^2}{2 s^2} + \log s + \tfrac12 \log 2\pi$.
+# The reconstruction term with our Gaussian decoder is a squared error scaled by the noise level
+# the decoder predicts, plus that level's cost:
+# $-\log p_\theta(x \mid z) = \sum_i \Big[\frac{(x_i - \hat x_i)^2}{2 s_i^2} + \log s_i + \tfrac12 \log 2\pi\Big]$.
+# A small $s_i$ is cheap only where the mean is accurate, so the decoder learns where it is unsure.
+# The images are 8-bit: a density could pile up on the 256 levels of a pixel and grow without
+# bound, so we train on *dequantized* images, each value spread uniformly over its bin of width
+# $2/256$ (Theis et al. 2016): a density on those is a probability of the bin.
 # The loss is the negative ELBO per dimension, $\big(-\log p_\theta(x\mid z) + \beta\,\mathrm{KL}\big) / D$
 # with $\beta = 1$; other values of $\beta$ come later. Written inline with the network from
 # `course_lib.models`, it equals `course_lib.process.elbo.VAELoss`:
@@ -266,18 +275,18 @@ vae = VAE(VAEConfig(**recipe["model"])).to(device)
 x = x_test[:8]
 
 torch.manual_seed(1)
-mu, logvar = vae.encode(x)
+x_deq = x + torch.rand_like(x) * (2 / 256)  # uniform within each 8-bit bin
+mu, logvar = vae.encode(x_deq)
 z = my_reparameterize(mu, logvar, torch.randn_like(mu))
-x_hat = vae.decode(z)
-# (1, 3, 1, 1), one noise level per colour
-s = vae.log_sigma.exp()[None, :, None, None]
-recon = (0.5 * ((x - x_hat) / s) ** 2 + s.log()
+# (B, 3, 32, 32) each: a mean and a log noise level per pixel
+x_hat, log_s = vae.decode_distribution(z)
+recon = (0.5 * ((x_deq - x_hat) / log_s.exp()) ** 2 + log_s
          + 0.5 * torch.log(torch.tensor(2 * torch.pi))).flatten(1).sum(1)
 inline_loss = (recon + my_gaussian_kl(mu, logvar)).mean() / x[0].numel()
 
 torch.manual_seed(1)
 torch.testing.assert_close(inline_loss, VAELoss(beta=1.0)(vae, x))
-torch.testing.assert_close(recon, gaussian_nll(x, x_hat, vae.log_sigma))
+torch.testing.assert_close(recon, gaussian_nll(x_deq, x_hat, log_s))
 print(f"✓ inline loss equals VAELoss: {inline_loss.item():.3f} nats per "
       "dimension before training")
 
@@ -337,10 +346,10 @@ plt.show()
 # ### Bits per dimension
 #
 # The negative ELBO bounds $-\log p(x)$, so it gives the VAE a likelihood score comparable with
-# other models: bits per dimension. Two details make it honest. The data are 8-bit, so we add
-# uniform noise of one quantization bin ("dequantization") and convert the continuous density to
-# probabilities of the 256 bins, which adds $\log_2(256 / 2) = 7$ bits per dimension for data
-# in $[-1, 1]$ (`course_lib.evaluation.metrics.discretization_correction_bits`). For calibration: a plain
+# other models: bits per dimension. Two details make it honest. The test images are dequantized
+# as in training, and the continuous density is converted to probabilities of the 256 bins,
+# which adds $\log_2(256 / 2) = 7$ bits per dimension for data in $[-1, 1]$
+# (`course_lib.evaluation.metrics.discretization_correction_bits`). For calibration: a plain
 # convolutional VAE reaches about 4.5 bits/dim on CIFAR-10, NVAE 2.91.
 
 # %%
@@ -373,8 +382,8 @@ print(f"test bits/dim (negative ELBO, one sample of z, {len(x_test):,} "
 latent_shape = vae.config.latent_shape()
 g = torch.Generator(device).manual_seed(0)
 with torch.no_grad():
-    samples = vae.decode(torch.randn(40, *latent_shape, generator=g,
-                                     device=device))
+    z_samples = torch.randn(40, *latent_shape, generator=g, device=device)
+    samples = vae.decode(z_samples)
     mu_a, mu_b = vae.encode(x_test[:8])[0], vae.encode(x_test[8:16])[0]
     # (8, 1, 1, 1, 1)
     w = torch.linspace(0, 1, 8, device=device)[:, None, None, None, None]
@@ -394,8 +403,9 @@ plt.show()
 #
 # The decoder's output is the *mean* of $p(x \mid z)$: the average of all images the decoder
 # considers plausible for $z$. Averages of images that differ in fine detail lose that detail.
-# The model knows this: its learned noise level $s$ accounts for the error it expects, and a
-# real sample of $p(x \mid z)$ adds that noise back, which does not look like detail either.
+# The model knows this: its noise level $s$ is large exactly where detail was averaged away
+# (edges and texture, in the maps below), and a real sample of $p(x \mid z)$ adds that noise
+# back, which does not look like detail either.
 # The power spectrum shows what is missing: we average $|\mathrm{FFT}|^2$ over images and
 # over rings of equal spatial frequency.
 
@@ -415,8 +425,20 @@ def radial_power(x):
 
 
 with torch.no_grad():
-    noisy_samples = samples + (vae.log_sigma.exp()[None, :, None, None]
-                               * torch.randn_like(samples))
+    # the decoder's noise level for the test images' codes and the samples'
+    s_test = vae.decode_distribution(vae.encode(x_test[:8])[0])[1].exp()
+    x_mean, log_s = vae.decode_distribution(z_samples)
+    noisy_samples = x_mean + log_s.exp() * torch.randn_like(x_mean)
+fig, axes = plt.subplots(2, 8, figsize=(10, 2.8))
+for i in range(8):
+    axes[0, i].imshow((x_test[i].permute(1, 2, 0).cpu() + 1) / 2)
+    axes[1, i].imshow(s_test[i].mean(0).cpu(), cmap="magma")
+    for ax in axes[:, i]:
+        ax.set_axis_off()
+fig.suptitle("test images, and the decoder's noise level s for their codes "
+             f"(bright: unsure; from {s_test.min():.3f} to "
+             f"{s_test.max():.2f})")
+plt.show()
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2),
                          gridspec_kw=dict(width_ratios=[1.3, 1]))
 for name, imgs in [("test images", x_test), ("reconstructions", x_rec),
@@ -427,7 +449,7 @@ axes[0].set(xlabel="spatial frequency (cycles per image)", ylabel="power",
 axes[0].legend()
 image_grid(noisy_samples[:16], nrow=8, ax=axes[1],
            title=f"samples with the decoder's noise "
-                 f"(s = {vae.log_sigma.exp().mean():.2f})")
+                 f"(mean s = {log_s.exp().mean():.2f})")
 plt.show()
 hf = slice(8, 16)
 ratio = (radial_power(x_rec)[hf].sum() / radial_power(x_test)[hf].sum()).item()

@@ -114,7 +114,13 @@ def load_artifact(name: str, build: Callable[[dict[str, Any]], nn.Module], *, di
                             f"but {meta_path.name} records {meta['sha256']}. Delete both files and train it again.")
     payload = torch.load(weights, map_location=map_location, weights_only=True)
     model = build(payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:  # the model's code changed since the artifact was trained
+        raise ArtifactError(f"artifact {name!r} holds weights that do not fit today's {type(model).__name__} "
+                            f"(made {meta.get('created', 'on an unrecorded date')} by an earlier version of the "
+                            f"model code): {str(err).splitlines()[0]} ... Delete {weights} and {meta_path.name} "
+                            f"to train it again (or retrain=True / scripts/train.py --retrain).") from None
     return model.to(map_location).eval(), {**meta, "extras": payload.get("extras", {})}
 
 

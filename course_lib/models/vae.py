@@ -3,8 +3,8 @@
     x      (B, 3, 32, 32) image in [-1, 1]
     z      (B, latent_channels, 32 / 2^d, 32 / 2^d) latent, d = len(channel_mult) - 1 downsamplings
     mu, logvar   the encoder's diagonal Gaussian q(z | x), same shape as z
-    x_mean, log_sigma   the decoder's Gaussian p(x | z) = N(x_mean(z), sigma^2 I), one learned
-                        sigma per colour channel
+    x_mean, log_s   the decoder's Gaussian p(x | z) = N(x_mean(z), diag s(z)^2): a mean and a noise
+                    level for every pixel and colour, both (B, 3, 32, 32)
 """
 
 from __future__ import annotations
@@ -79,21 +79,25 @@ class Decoder(nn.Module):
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(prev, prev, 3, padding=1)]
             for b in range(c.blocks_per_level):
                 layers.append(ResBlock(prev if b == 0 else width, width, c.groups))
-        layers += [nn.GroupNorm(c.groups, widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], c.image_channels, 3, padding=1)]
+        out = nn.Conv2d(widths[-1], 2 * c.image_channels, 3, padding=1)  # the mean and log s of every pixel
+        with torch.no_grad():  # log s starts at -2 everywhere (s ~ 0.14) and learns where the decoder is unsure
+            out.weight[c.image_channels:].zero_()
+            out.bias[c.image_channels:].fill_(-2.0)
+        layers += [nn.GroupNorm(c.groups, widths[-1]), nn.SiLU(), out]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)  # (B, 3, 32, 32): the mean of p(x | z)
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_mean, log_s = self.net(z).chunk(2, dim=1)  # each (B, 3, 32, 32)
+        return x_mean, log_s
 
 
 class VAE(nn.Module):
-    """``encode(x) -> (mu, logvar)``, ``decode(z) -> x_mean``; ``log_sigma`` (C,) is the decoder's noise."""
+    """``encode(x) -> (mu, logvar)``; ``decode(z) -> x_mean``; ``decode_distribution(z) -> (x_mean, log_s)``."""
 
     def __init__(self, config: VAEConfig = VAEConfig()):
         super().__init__()
         self.config = config
         self.encoder, self.decoder = Encoder(config), Decoder(config)
-        self.log_sigma = nn.Parameter(torch.full((config.image_channels,), -2.0))  # sigma = e^-2 ~ 0.14 at start
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != self.config.image_channels:
@@ -105,10 +109,15 @@ class VAE(nn.Module):
                              f"crop or pad the images to a multiple of {f} (e.g. {H - H % f or f} x {W - W % f or f})")
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_distribution(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """p(x | z)'s mean and log noise level per pixel, each (B, C, H, W)."""
         if z.ndim != 4 or z.shape[1] != self.config.latent_channels:
             raise ValueError(f"expected latents (B, {self.config.latent_channels}, h, w), got {tuple(z.shape)}")
         return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): the image a latent stands for (B, C, H, W)."""
+        return self.decode_distribution(z)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction through the posterior mean (no sampling): decode(mu(x))."""

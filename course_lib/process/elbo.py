@@ -1,10 +1,12 @@
 """VAE math: the reparameterized sample, the Gaussian KL, and the ELBO as a loss (Kingma & Welling 2014).
 
     x (B, C, H, W) data in [-1, 1];  z latent;  q(z|x) = N(mu, diag(exp(logvar)));  p(z) = N(0, I);
-    p(x|z) = N(x_mean(z), sigma^2 I) with one sigma per channel (log_sigma, shape (C,)).
+    p(x|z) = N(x_mean(z), diag s(z)^2) with a noise level s for every pixel and colour (log_s, like x).
 
     -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || p(z))          (VAE Eq. 3)
-All per-image quantities are in nats, summed over dimensions.
+All per-image quantities are in nats, summed over dimensions. A continuous density on 8-bit images is
+a likelihood only for dequantized images (uniform noise within one bin; Theis et al. 2016, Sec. 3.1):
+the loss trains on dequantized batches, as chapter 2 measures the test bits/dim.
 """
 
 from __future__ import annotations
@@ -29,11 +31,19 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return kl.flatten(1).sum(1)
 
 
-def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """-log N(x; mean, sigma^2) per example, sigma per channel (log_sigma of shape (C,)): (B,) nats."""
-    ls = log_sigma.view(1, -1, *([1] * (x.ndim - 2)))  # (1, C, 1, 1)
-    nll = 0.5 * ((x - mean) / ls.exp()).pow(2) + ls + 0.5 * LOG_2PI
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_s: torch.Tensor) -> torch.Tensor:
+    """-log N(x; mean, s^2) per example, a noise level per dimension (log_s shaped like x): (B,) nats."""
+    if not x.shape == mean.shape == log_s.shape:
+        raise ValueError(f"x, mean and log_s must have one shape, got {tuple(x.shape)}, {tuple(mean.shape)}, "
+                         f"{tuple(log_s.shape)}")
+    nll = 0.5 * ((x - mean) / log_s.exp()).pow(2) + log_s + 0.5 * LOG_2PI
     return nll.flatten(1).sum(1)
+
+
+def dequantize(x: torch.Tensor, generator: torch.Generator | None = None, bins: int = 256) -> torch.Tensor:
+    """8-bit images in [-1, 1] plus uniform noise within one of ``bins`` bins of width 2 / bins."""
+    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x + noise * (2 / bins)
 
 
 @dataclass
@@ -52,13 +62,13 @@ def elbo_terms(vae: nn.Module, x: torch.Tensor, generator: torch.Generator | Non
     mu, logvar = vae.encode(x)
     eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
     z = reparameterize(mu, logvar, eps)
-    x_mean = vae.decode(z)
-    return ELBOTerms(gaussian_nll(x, x_mean.float(), vae.log_sigma.float()), gaussian_kl(mu.float(), logvar.float()), x_mean)
+    x_mean, log_s = vae.decode_distribution(z)
+    return ELBOTerms(gaussian_nll(x, x_mean.float(), log_s.float()), gaussian_kl(mu.float(), logvar.float()), x_mean)
 
 
 class VAELoss:
-    """(recon + beta * KL) / dims, averaged over the batch. beta = 1 is the negative ELBO (per dimension);
-    beta < 1 trades a looser posterior for sharper reconstructions, beta > 1 the other way."""
+    """(recon + beta * KL) / dims of the dequantized batch, averaged. beta = 1 is the negative ELBO per
+    dimension; beta < 1 trades a looser posterior for sharper reconstructions, beta > 1 the other way."""
 
     def __init__(self, beta: float = 1.0):
         if beta < 0:
@@ -66,5 +76,5 @@ class VAELoss:
         self.beta = beta
 
     def __call__(self, vae: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        terms = elbo_terms(vae, x)
+        terms = elbo_terms(vae, dequantize(x))
         return (terms.recon_nll + self.beta * terms.kl).mean() / x[0].numel()

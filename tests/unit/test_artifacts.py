@@ -82,6 +82,13 @@ def test_train_or_load_refuses_a_corrupted_artifact(one_image_per_class, monkeyp
         ch02_vae.chapter2_vae(get_profile("smoke"))
 
 
+def test_an_artifact_of_older_model_code_is_refused_with_what_to_do(tmp_path):
+    """Weights whose shapes no longer fit the model class (its code changed since) are an ArtifactError."""
+    save_artifact("old", nn.Linear(3, 2), {"n": 3}, profile="smoke", produced_by="test", directory=tmp_path)
+    with pytest.raises(ArtifactError, match=r"do not fit today's Linear .*Delete .*old.pt and old.json"):
+        load_artifact("old", lambda config: nn.Linear(config["n"], 4), directory=tmp_path)
+
+
 TINY_VAE = dict(model=dict(base_channels=8, channel_mult=(1, 2), blocks_per_level=1, latent_channels=4),
                 steps=1, batch=4, lr=1e-3, beta=1.0, ema_decay=0.9, train_images=None)
 

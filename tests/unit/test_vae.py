@@ -8,7 +8,7 @@ import torch
 from course_lib.exercises import ExerciseError
 from course_lib.exercises.ch02 import check_gaussian_kl, check_reparameterize
 from course_lib.models import VAE, VAEConfig
-from course_lib.process.elbo import VAELoss, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
+from course_lib.process.elbo import VAELoss, dequantize, elbo_terms, gaussian_kl, gaussian_nll, reparameterize
 
 
 @pytest.mark.parametrize("shape", [(4, 4, 8, 8), (2, 3), (1, 2, 5, 5)])
@@ -24,10 +24,18 @@ def test_gaussian_kl_matches_torch_distributions(shape):
 
 def test_gaussian_nll_matches_torch_distributions():
     g = torch.Generator().manual_seed(1)
-    x, mean = torch.randn(3, 3, 4, 4, generator=g, dtype=torch.float64), torch.randn(3, 3, 4, 4, generator=g, dtype=torch.float64)
-    log_sigma = torch.tensor([-1.0, 0.0, 0.5], dtype=torch.float64)
-    expected = -torch.distributions.Normal(mean, log_sigma.exp()[:, None, None]).log_prob(x).flatten(1).sum(1)
-    torch.testing.assert_close(gaussian_nll(x, mean, log_sigma), expected)
+    x, mean, log_s = (torch.randn(3, 3, 4, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    expected = -torch.distributions.Normal(mean, log_s.exp()).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(gaussian_nll(x, mean, log_s), expected)
+    with pytest.raises(ValueError, match="must have one shape"):
+        gaussian_nll(x, mean, log_s[:, :, 0, 0])  # a noise level per channel is not broadcast
+
+
+def test_dequantize_adds_noise_within_one_bin():
+    x = torch.linspace(-1, 1, 256).expand(4, 256)
+    noisy = dequantize(x, torch.Generator().manual_seed(0))
+    assert torch.all(noisy >= x) and torch.all(noisy < x + 2 / 256)
+    assert (noisy - x).mean().item() == pytest.approx(1 / 256, rel=0.05)
 
 
 def test_reparameterize_has_the_right_moments_and_gradients():
@@ -44,7 +52,10 @@ def test_vae_shapes_follow_the_config(mult, side):
     vae = VAE(cfg)
     mu, logvar = vae.encode(torch.randn(2, 3, 32, 32))
     assert mu.shape == logvar.shape == (2, 4, side, side) == (2, *cfg.latent_shape())
-    assert vae.decode(mu).shape == (2, 3, 32, 32)
+    x_mean, log_s = vae.decode_distribution(mu)
+    assert x_mean.shape == log_s.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(vae.decode(mu), x_mean)
+    assert torch.all(log_s == -2.0)  # the noise level starts at s = e^-2 for every pixel, then learns
 
 
 def test_vae_rejects_wrong_shapes():
@@ -61,7 +72,7 @@ def test_loss_is_the_negative_elbo_per_dimension_at_beta_1():
     torch.manual_seed(3)
     loss = VAELoss(1.0)(vae, x)
     torch.manual_seed(3)
-    terms = elbo_terms(vae, x)
+    terms = elbo_terms(vae, dequantize(x))  # the loss sees the batch dequantized, then samples z
     torch.testing.assert_close(loss, terms.negative_elbo.mean() / (3 * 32 * 32))
     with pytest.raises(ValueError, match="beta must be >= 0"):
         VAELoss(-1.0)
