@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib.book.notebooks import toc_chapters  # noqa: E402
-from course_lib.book.results import PAPERS, PROFILE_CAVEATS, PaperResult, format_value  # noqa: E402
+from course_lib.book.results import PAPERS, PROFILE_CAVEATS, PaperResult, aim_text, format_value  # noqa: E402
 
 PAGE = Path("book/results.md")
 RESULTS = Path("results/results.json")
@@ -167,7 +167,8 @@ def render(results: dict, root: Path = ROOT) -> str:
             group.append(_row([chapter, "*no metrics reported yet*", "—", "—", _run(e)]))
         for i, (name, m) in enumerate(e["metrics"].items()):
             paper = _paper(PAPERS[m["paper"]]) if m.get("paper") in PAPERS else "—"
-            ours = _ours(m) + f" · *{_md(e['profile'])}*"
+            ours = _ours(m) + f" · *{_md(e['profile'])}*" + (f" · aim {_md(aim_text(m, e['profile']))}" if "aim" in m
+                                                              else "")
             group.append(_row([chapter, _metric_name(name, m), ours, paper, _run(e) if i == 0 else "same run as above"]))
     names = {_chapter_number(e["chapter"]): e["chapter"] for e in entries}
     for key, p in PAPERS.items():

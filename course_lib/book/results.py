@@ -17,6 +17,7 @@ import html
 import math
 import numbers
 import platform
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,11 @@ METRIC_FIELDS = {  # field -> what it means (shown in the table, stored in resul
     "sampling_steps": "sampler steps (network evaluations per sample) behind the samples",
     "protocol": "how it was computed, where that changes the number (e.g. FID's resize)",
     "paper": "a key of PAPERS: the paper's number to show next to ours",
+    "aim": "the course's target for the number, '<= 5.5' or '>= 25' (issues 18-20): the table says whether "
+           "a run of an AIM_PROFILES profile meets it",
 }
+AIM_PROFILES = ("laptop", "colab", "full")  # the profiles whose runs are meant to meet the aims (not smoke)
+_AIM = re.compile(r"^(<=|>=)\s*(-?\d+(?:\.\d+)?)$")
 PROFILE_CAVEATS = {
     "smoke": "smoke: CPU, tiny model — not comparable to the papers",
     "laptop": "laptop: a 2-core CPU, small models trained for hours — the book's profile; not the papers' sizes",
@@ -130,9 +135,33 @@ def normalize_metric(name: str, metric: Any) -> dict[str, Any]:
             if isinstance(spec[key], bool) or not isinstance(spec[key], numbers.Integral):
                 raise TypeError(f"metric {name!r}: {key} must be an int, got {spec[key]!r}")
             spec[key] = int(spec[key])
+    if spec.get("aim") is not None:
+        op, bound = parse_aim(name, spec["aim"])
+        spec["aim"] = f"{op} {format_value(bound)}"
     if spec.get("paper") is not None and spec["paper"] not in PAPERS:
         raise ValueError(f"metric {name!r}: unknown paper {spec['paper']!r}; known: {sorted(PAPERS)}")
     return {k: spec[k] for k in METRIC_FIELDS if spec.get(k) not in (None, "")}
+
+
+def parse_aim(name: str, aim: Any) -> tuple[str, float]:
+    """('<=' or '>=', the bound) of an aim such as '<= 5.5'."""
+    match = _AIM.match(aim.strip()) if isinstance(aim, str) else None
+    if not match:
+        raise ValueError(f"metric {name!r}: aim must be '<= NUMBER' or '>= NUMBER' (e.g. '<= 50'), got {aim!r}")
+    return match[1], float(match[2])
+
+
+def aim_text(m: dict, profile: str) -> str:
+    """The metric's aim and whether the value meets it ("≤ 5.5: met"); "" without an aim. A run of a profile
+    that is not meant to meet the aims (smoke) shows the aim only, saying whose it is."""
+    if "aim" not in m:
+        return ""
+    op, bound = parse_aim("aim", m["aim"])
+    shown = f"{'≤' if op == '<=' else '≥'} {format_value(bound)}"
+    if profile not in AIM_PROFILES:
+        return f"{shown} (the aim of {', '.join(AIM_PROFILES)} runs)"
+    met = m["value"] <= bound if op == "<=" else m["value"] >= bound
+    return f"{shown}: {'met' if met else 'missed'}"
 
 
 def format_value(value: int | float) -> str:
@@ -142,15 +171,17 @@ def format_value(value: int | float) -> str:
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
-def _rows(metrics: dict[str, dict]) -> list[list[str]]:
-    papers = any("paper" in m for m in metrics.values())
-    rows = [["metric", "value", "samples", "steps", "reference / notes"] + (["paper (not ours)"] if papers else [])]
+def _rows(metrics: dict[str, dict], profile: str) -> list[list[str]]:
+    papers, aims = any("paper" in m for m in metrics.values()), any("aim" in m for m in metrics.values())
+    rows = [["metric", "value", "samples", "steps"] + (["aim"] if aims else []) + ["reference / notes"]
+            + (["paper (not ours)"] if papers else [])]
     for name, m in metrics.items():
         extra = "; ".join(str(m[k]) for k in ("description", "reference", "protocol") if k in m)
         spread = f" ± {format_value(m['std'])}" if "std" in m else ""
         row = [name, f"{format_value(m['value'])}{spread} {m.get('unit', '')}".strip(),
                f"{m['samples']:,}" if "samples" in m else "",
-               f"{m['sampling_steps']:,}" if "sampling_steps" in m else "", extra]
+               f"{m['sampling_steps']:,}" if "sampling_steps" in m else ""]
+        row += ([aim_text(m, profile)] if aims else []) + [extra]
         if papers:
             p = PAPERS.get(m.get("paper"))
             row.append(f"{p.method}: {p.metric} {format_value(p.value)}" if p else "")
@@ -171,7 +202,7 @@ def _footer(record: dict) -> str:
 
 
 def render_text(record: dict) -> str:
-    rows = _rows(record["metrics"])
+    rows = _rows(record["metrics"], record["profile"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"Results ({PROFILE_CAVEATS.get(record['profile'], record['profile'])})"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -181,7 +212,7 @@ def render_text(record: dict) -> str:
 
 def render_html(record: dict) -> str:
     esc = html.escape
-    head, *body = _rows(record["metrics"])
+    head, *body = _rows(record["metrics"], record["profile"])
     cells = lambda tag, row: "".join(f"<{tag}>{esc(c)}</{tag}>" for c in row)  # noqa: E731
     notes = "".join(f"<br><b>{esc(str(k))}</b>: {esc(str(v))}" for k, v in record["notes"].items())
     return (f'<div class="course-results"><p><b>Results</b> '

@@ -275,3 +275,21 @@ def test_a_bootstrap_std_is_kept_and_shown_beside_the_value():
 def test_every_profile_has_a_caveat_for_the_results_page():
     from course_lib.course.profiles import PROFILES
     assert set(results.PROFILE_CAVEATS) == set(PROFILES)
+
+
+def test_an_aim_says_whether_a_laptop_run_meets_it_and_whose_it_is_in_smoke(tmp_path, monkeypatch):
+    metrics = {"bpd": {"value": 5.7, "unit": "bits/dim", "aim": "<=5.5"},
+               "psnr": {"value": 26.0, "unit": "dB", "aim": ">= 25"}, "plain": 1.0}
+    monkeypatch.setenv("COURSE_PROFILE", "laptop")
+    record = make_record(metrics)
+    assert record["metrics"]["bpd"]["aim"] == "<= 5.5" and "aim" not in record["metrics"]["plain"]
+    text = render_text(record)
+    assert "≤ 5.5: missed" in text and "≥ 25: met" in text
+    entry = chapter_results(_chapter(tmp_path, [record], profile="laptop", name="02_vae"), tmp_path) | {"command": "02"}
+    assert "· aim ≤ 5.5: missed" in make_page.render({"entries": [entry]}, tmp_path)
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")  # not meant to meet it: the aim is shown as another profile's
+    text = render_text(make_record(metrics))
+    assert "≤ 5.5 (the aim of laptop, colab, full runs)" in text and "missed" not in text
+    for bad in ("< 5.5", "5.5", "<= five", 5.5):
+        with pytest.raises(ValueError, match="aim must be"):
+            make_record({"bpd": {"value": 5.7, "aim": bad}})
