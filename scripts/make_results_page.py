@@ -38,7 +38,10 @@ Every number in the **Ours** column was produced by executing a chapter notebook
 is read back from the notebook's stored outputs: each chapter reports its headline metrics with
 `course_lib.book.results.report`, and `scripts/run_chapters.py` collects them, with the profile, the
 hardware, the wall time and the peak memory of the run, into `results/results.json`, from which
-this page is generated. The **Run** column gives the command that reproduces each row.
+this page is generated. The **Run** column gives the command that reproduces each row. Where the
+course sets itself a target for a number (for the `laptop` profile and up: a 2-core CPU's models
+trained for hours), **Ours** ends with it and says whether the run met or missed it; a `smoke` row
+shows the aim only, since a run of minutes is not meant to meet it.
 
 The **Paper** column holds **the papers' numbers, for reference: they are not ours**. The papers
 trained far larger models for far longer and computed FID from 50,000 samples; FID is biased
