@@ -5,7 +5,8 @@ CIFAR-10 test images.
 Both are chapter 2's sweep VAE at beta = 1 (`ch02_sweep_beta1`, laptop recipe: 2,000 steps of 64). The
 per-channel one is the file published at cb16a82 (read with `git show`), loaded into today's model exactly:
 its constant log-noise becomes the bias of the decoder's log-s outputs, with their weights at zero. The
-per-pixel one is today's published (or cached) artifact. Also printed: the training data, which differ in one
+per-pixel one is today's published (or cached) artifact, `ch02_vae-laptop` (in the laptop profile the sweep's
+beta = 1 point is chapter 2's VAE itself, the same recipe). Also printed: the training data, which differ in one
 more way (today's loss dequantizes its batches, the earlier one did not).
 
     python benchmarks/vae_decoder_noise.py [--images 1000]
@@ -80,8 +81,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     profile = get_profile("laptop")
-    saved = load_or_stand_in("ch02_sweep_beta1-laptop", _build_vae, profile, "cpu",
-                             "Train it first: python scripts/train.py ch02_sweep_beta1 --profile laptop",
+    # the sweep's beta = 1 point, which in the laptop profile is chapter 2's VAE itself (ch02_vae-laptop)
+    saved = load_or_stand_in("ch02_vae-laptop", _build_vae, profile, "cpu",
+                             "Train it first: python scripts/train.py ch02_vae --profile laptop",
                              recipe_fn=lambda p: sweep_recipe(p, "ch02_sweep_beta1"), model_config_fn=_vae_config,
                              stand_in=False)
     if saved is None:

@@ -33,6 +33,12 @@ MODELS = {name: fn for chapter in (ch02_vae, ch03_ddpm, ch05_cfg, ch06_ldm, ch07
           for name, fn in chapter.MODELS.items()}
 
 
+def same_model(name: str, profile) -> str:
+    """The model that ``name`` is in ``profile``: another name where two recipes coincide (in the laptop profile
+    chapter 2's sweep point at beta = 1 is the chapter's VAE, ch02_vae), else ``name``."""
+    return ch02_vae.same_model(name, profile)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train a chapter's reusable model and save its artifact.")
     parser.add_argument("model", choices=sorted(MODELS), help="which model (its chapter's recipe)")
@@ -51,7 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     profile = get_profile(args.profile)
-    name = f"{args.model}-{profile.name}"
+    model = same_model(args.model, profile)
+    if model != args.model:
+        print(f"in the {profile.name} profile {args.model} is {model} (the same recipe): training {model}")
+    name = f"{model}-{profile.name}"
     weights = artifact_dir() / f"{name}.pt"
     if weights.exists() and not args.retrain:
         print(f"{weights} exists already; pass --retrain to train {name} again.")
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"training {name} on {dist.world_size()} process(es), rank 0 on {device}; checkpoint {checkpoint}")
         try:
             with time_limit(args.hours * 3600) if args.hours else nullcontext():
-                _, meta = MODELS[args.model](profile, device, retrain=True, steps=args.steps,
+                _, meta = MODELS[model](profile, device, retrain=True, steps=args.steps,
                                              checkpoint_path=checkpoint)
         except TrainingPaused as paused:
             if dist.is_main():

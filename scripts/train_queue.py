@@ -5,7 +5,7 @@ scripts/train.py (its chapter's recipe, an exact-resume checkpoint), within one 
     python scripts/train_queue.py --profile laptop --hours 2.5     train the next models for 2.5 hours;
                                                                    run it again to go on where it stopped
 
-A model whose artifact exists is skipped. Each is trained after the models it loads (chapter 6's model
+A model whose artifact is saved in the course cache or published with the course (registry.json) is skipped. Each is trained after the models it loads (chapter 6's model
 after chapter 2's autoencoder, chapter 5's after chapter 3's U-Net, ...): were a dependency missing, its
 chapter's train-or-load would train it inside the other model's run, without a checkpoint of its own.
 When the budget runs out the current model stops at a checkpoint and the queue stops with it. Give the
@@ -25,6 +25,7 @@ import torch
 from course_lib.course.artifacts import artifact_dir
 from course_lib.course.paths import cache_dir
 from course_lib.course.profiles import PROFILES, get_profile
+from course_lib.course.registry import load_registry
 
 # Dependencies first; within that, chapter order, so that each chapter's page can be stored as soon as
 # its models are.
@@ -39,9 +40,15 @@ _spec.loader.exec_module(train_script)
 
 
 def status(name: str, profile: str) -> str:
-    """The state of artifact NAME-PROFILE: saved, checkpoint at step N, or not started."""
+    """The state of artifact NAME-PROFILE: saved (in the course cache), published (in the registry), checkpoint
+    at step N, or not started. A name that is another model in this profile (``same_model``) says so."""
+    model = train_script.same_model(name, get_profile(profile))
+    if model != name:
+        return f"{status(model, profile)} (as {model}: the same recipe)"
     if (artifact_dir() / f"{name}-{profile}.pt").exists():
         return "saved"
+    if f"{name}-{profile}" in load_registry():
+        return "published"
     checkpoint = cache_dir() / "checkpoints" / f"{name}-{profile}.pt"
     if checkpoint.exists():
         step = torch.load(checkpoint, map_location="cpu", weights_only=False)["step"]
@@ -73,14 +80,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     deadline = time.monotonic() + args.hours * 3600
     for name in QUEUE:
-        if status(name, profile) == "saved":
+        if status(name, profile).startswith(("saved", "published")):
             continue
         left = deadline - time.monotonic()
         if left < 60:
             print(f"the budget is spent; next: {name}")
             return
         train_script.main([name, "--profile", profile, "--hours", f"{left / 3600:.4f}"])
-        if status(name, profile) != "saved":  # it stopped at a checkpoint: so does the queue
+        if not status(name, profile).startswith("saved"):  # it stopped at a checkpoint: so does the queue
             return
     print(f"every model of the {profile} queue is saved")
 

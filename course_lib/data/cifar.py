@@ -6,7 +6,11 @@ Sources, in this order:
      a folder holding such a copy as ``cifar10-jpeg/``, or a folder with torchvision's
      ``cifar-10-batches-py``.
   2. torchvision's ``CIFAR10`` with download, into ``<cache>/cifar10`` (needs internet once).
-Labels are CIFAR-10's 0..9 (folder names sorted alphabetically give the same order).
+Labels are CIFAR-10's 0..9 (folder names sorted alphabetically give the same order). An image folder's
+test split comes with its classes interleaved (the k-th image of every class before the (k+1)-th of any),
+so that its first N images hold every class, as in CIFAR-10's own test set, which is not sorted by class;
+its training split keeps the folder's order (training draws random indices, and the published models
+were trained on that order).
 
 Images: (N, 3, 32, 32) uint8 in 0..255; models see floats in [-1, 1] (``to_float``).
 """
@@ -95,7 +99,17 @@ def _subset_indices(n: int, subset: int | None) -> torch.Tensor:
     return torch.linspace(0, n - 1, subset, dtype=torch.float64).round().long()
 
 
-def _decode_folder(folder: Path, subset: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _interleaved(labels: list[int]) -> list[int]:
+    """Positions of ``labels`` reordered so that the k-th item of every class comes before the (k+1)-th of
+    any, classes in label order within each round: every prefix keeps every class (as far as it can)."""
+    rank, seen = [], {}  # rank[i] = k: item i is the k-th of its class
+    for y in labels:
+        rank.append(seen.get(y, 0))
+        seen[y] = rank[-1] + 1
+    return sorted(range(len(labels)), key=lambda i: (rank[i], labels[i]))
+
+
+def _decode_folder(folder: Path, subset: int | None, interleave: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     import numpy as np
     from torchvision.datasets import ImageFolder
 
@@ -103,6 +117,8 @@ def _decode_folder(folder: Path, subset: int | None) -> tuple[torch.Tensor, torc
     if tuple(ds.classes) != CIFAR10_CLASSES:
         raise RuntimeError(f"{folder} has classes {ds.classes}, expected CIFAR-10's {list(CIFAR10_CLASSES)}")
     samples = [ds.samples[j] for j in _subset_indices(len(ds.samples), subset).tolist()]
+    if interleave:  # the same images, an order whose every prefix has every class
+        samples = [samples[j] for j in _interleaved([label for _, label in samples])]
 
     def decode(path: str) -> torch.Tensor:
         try:
@@ -143,6 +159,7 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     what, root = ("root", root) if root else (DATA_ENV, os.environ.get(DATA_ENV) or None)
     files = ""  # a fingerprint of the local files, so that the cache follows changes to them
+    order = ""  # how the images are ordered, where it is not the source's own order
     if root is not None:
         root = expand_path(root, what)  # ~ and $VAR, as a shell would
         by = f"named by {DATA_ENV}" if what == DATA_ENV else "given as the root argument"  # never the path
@@ -150,7 +167,8 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
         if folder is not None:
             source, source_id = f"a JPEG image folder {by} (lossy, see its README)", "cifar10-jpeg"
             location = folder
-            loader = lambda: _decode_folder(folder, subset)  # noqa: E731
+            order = "classes interleaved" if split == "test" else ""  # see the module's docstring
+            loader = lambda: _decode_folder(folder, subset, interleave=split == "test")  # noqa: E731
             files = _files_fingerprint(folder, CIFAR10_CLASSES)
         elif (root / "cifar-10-batches-py").is_dir():
             source, source_id = f"torchvision's files in the folder {by}", "cifar10"
@@ -171,7 +189,7 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
             except (RuntimeError, OSError) as exc:  # no internet, or download=False with nothing there
                 raise _missing_data_error(split, f"torchvision could not load or download it ({exc})") from exc
 
-    key = hashlib.sha256(f"{source}|{location}|{split}|{subset}|{files}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{source}|{location}|{split}|{subset}|{files}|{order}".encode()).hexdigest()[:12]
     cache = cache_dir() / "data" / f"{source_id}-{split}-{subset or 'all'}-{key}.pt"
     if cache.exists():
         images, labels = torch.load(cache, weights_only=True).values()

@@ -11,6 +11,7 @@ from torch import nn
 
 from course_lib.recipes import ch02_vae, ch03_ddpm
 from course_lib.course.artifacts import ArtifactError, ArtifactMissingError, load_artifact, save_artifact
+from course_lib.course import registry
 from course_lib.data import CIFAR10_CLASSES
 from course_lib.course.profiles import get_profile
 
@@ -178,7 +179,15 @@ def test_two_processes_saving_while_a_third_loads(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_colab_uses_the_published_laptop_model_instead_of_training_again(one_image_per_class, monkeypatch, capsys):
+@pytest.fixture
+def no_published_models(tmp_path, monkeypatch):
+    """An empty registry: the tests' tiny VAEs, not the published ones, are the only models there are."""
+    (tmp_path / "registry.json").write_text('{"schema_version": 1, "artifacts": {}}')
+    monkeypatch.setattr(registry, "REGISTRY_PATH", tmp_path / "registry.json")
+
+
+def test_colab_uses_the_published_laptop_model_instead_of_training_again(one_image_per_class, monkeypatch, capsys,
+                                                                         no_published_models):
     """Issue 21.3: on a fresh Colab machine a later chapter loads the published laptop model (saying so) rather
     than retraining an earlier chapter's; without one it trains; the laptop and smoke profiles never substitute,
     and retrain=True (scripts/train.py, the chapter that trains it) always trains."""
@@ -203,7 +212,7 @@ def test_colab_uses_the_published_laptop_model_instead_of_training_again(one_ima
     assert trained == [1, 1, 1] and load_artifact("ch02_vae-colab", ch02_vae._build_vae)[1]["profile"] == "colab"
 
 
-def test_colab_trains_when_no_stand_in_exists(one_image_per_class, monkeypatch, capsys):
+def test_colab_trains_when_no_stand_in_exists(one_image_per_class, monkeypatch, capsys, no_published_models):
     monkeypatch.setattr(ch02_vae, "vae_recipe", lambda profile: TINY_VAE)
     _, meta = ch02_vae.chapter2_vae(get_profile("colab"))
     assert meta["profile"] == "colab"
@@ -349,3 +358,18 @@ def test_the_vae_sweep_is_trained_or_loaded_like_the_main_vae(one_image_per_clas
                                   lambda: ch02_vae.sweep_vae(get_profile("smoke"), "ch02_sweep_beta0.1"), vae)
     with pytest.raises(ValueError, match="no sweep VAE named 'ch02_sweep_beta2'"):
         ch02_vae.sweep_vae(get_profile("smoke"), "ch02_sweep_beta2")
+
+
+def test_the_laptop_sweeps_beta_1_point_is_chapter_2s_vae(monkeypatch):
+    """In the laptop profile the sweep's beta = 1 recipe is the chapter VAE's (2,000 steps, the same EMA): one
+    model, one artifact (ch02_vae-laptop). In the other profiles they differ and are trained apart."""
+    laptop, smoke = get_profile("laptop"), get_profile("smoke")
+    assert ch02_vae.sweep_recipe(laptop, "ch02_sweep_beta1") == ch02_vae.vae_recipe(laptop)
+    assert ch02_vae.same_model("ch02_sweep_beta1", laptop) == "ch02_vae"
+    assert ch02_vae.same_model("ch02_sweep_beta0.1", laptop) == "ch02_sweep_beta0.1"
+    assert ch02_vae.same_model("ch02_sweep_beta1", smoke) == "ch02_sweep_beta1"
+    assert ch02_vae.same_model("ch03_unet", laptop) == "ch03_unet"
+    calls = []
+    monkeypatch.setattr(ch02_vae, "chapter2_vae", lambda *a, **k: calls.append((a, k)) or ("vae", {}))
+    assert ch02_vae.sweep_vae(laptop, "ch02_sweep_beta1") == ("vae", {})
+    assert calls[0][0][0] is laptop and calls[0][1]["stand_in"] is False

@@ -96,3 +96,15 @@ def test_shared_offline_copy_has_cifar10_test_labels(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
     data = load_cifar10("test", subset=500, root=SHARED)
     assert data.labels.bincount().tolist() == [50] * 10
+
+
+def test_an_image_folders_test_split_has_every_class_in_every_prefix(tiny_folder):
+    """The folder is sorted by class; its test split comes interleaved (as CIFAR-10's own test set is not
+    sorted), so that the first N test images a chapter takes hold every class. Training keeps the files' order."""
+    test = load_cifar10("test", root=tiny_folder)
+    assert test.labels.tolist() == list(range(10)) * 2
+    assert (test.images[:, 0, 16, 16].float() - torch.tensor([20.0 * k + i for i in range(2) for k in range(10)])).abs().max() <= 2
+    assert sorted(load_cifar10("test", subset=10, root=tiny_folder).labels.tolist()) == list(range(10))
+    assert load_cifar10("train", root=tiny_folder).labels.tolist() == [k for k in range(10) for _ in range(3)]
+    from course_lib.data.cifar import _interleaved
+    assert _interleaved([0, 0, 0, 1, 2, 2]) == [0, 3, 4, 1, 5, 2]
