@@ -5,9 +5,10 @@ scripts/train.py (its chapter's recipe, an exact-resume checkpoint), within one 
     python scripts/train_queue.py --profile laptop --hours 2.5     train the next models for 2.5 hours;
                                                                    run it again to go on where it stopped
 
-A model whose artifact is saved in the course cache or published with the course (registry.json) is skipped. Each is trained after the models it loads (chapter 6's model
-after chapter 2's autoencoder, chapter 5's after chapter 3's U-Net, ...): were a dependency missing, its
-chapter's train-or-load would train it inside the other model's run, without a checkpoint of its own.
+A model whose artifact is saved in the course cache or published with the course (registry.json) is skipped.
+Each is trained after the models it loads (chapter 6's model after chapter 2's autoencoder, chapter 5's after
+chapter 3's U-Net, ...): were a dependency missing, its chapter's train-or-load would train it inside the
+other model's run, without a checkpoint of its own.
 When the budget runs out the current model stops at a checkpoint and the queue stops with it. Give the
 run both cores and nothing else to do: two trainings side by side on 2 cores do no more work than one
 (benchmarks/README.md).
