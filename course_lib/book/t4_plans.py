@@ -18,7 +18,7 @@ import math
 from typing import Any, Callable
 
 from ..course.profiles import PROFILES, Profile
-from ..recipes.ch02_vae import same_model, sweep_recipe, vae_recipe
+from ..recipes.ch02_vae import SWEEP, same_model, sweep_recipe, vae_recipe
 from ..recipes.ch03_ddpm import compare_recipe, ddpm_recipe
 from ..recipes.ch05_cfg import cfg_recipe, classifier_recipe
 from ..recipes.ch06_ldm import ldm_recipe
@@ -87,8 +87,7 @@ def ch02(profile: Profile = COLAB, values: dict[str, Any] | None = None, **chang
     n_eval, n_fid, amp = v["eval_images"], v["fid_samples"], v["amp"]
     sweep_steps = sweep_recipe(profile, "ch02_sweep_beta1")["steps"]
     # the betas that are models of their own (at laptop, beta = 1 is the chapter's VAE: same_model)
-    betas = sum(same_model(name, profile) == name for name in ("ch02_sweep_beta0.1", "ch02_sweep_beta1",
-                                                               "ch02_sweep_beta10"))
+    betas = sum(same_model(name, profile) == name for name, (_, changes) in SWEEP.items() if not changes)
     return [train("VAE: the first steps, live", "vae", v["live_steps"], v["batch"]),
             train("VAE: the full run", "vae", v["steps"], v["batch"], published=True),
             train(f"sweep: {betas} more betas", "vae", betas * sweep_steps, v["batch"], published=True),

@@ -167,8 +167,9 @@ def load_cifar10(split: str = "train", subset: int | None = None, root: str | os
         if folder is not None:
             source, source_id = f"a JPEG image folder {by} (lossy, see its README)", "cifar10-jpeg"
             location = folder
-            order = "classes interleaved" if split == "test" else ""  # see the module's docstring
-            loader = lambda: _decode_folder(folder, subset, interleave=split == "test")  # noqa: E731
+            interleave = split == "test"  # see the module's docstring
+            order = "classes interleaved" if interleave else ""
+            loader = lambda: _decode_folder(folder, subset, interleave=interleave)  # noqa: E731
             files = _files_fingerprint(folder, CIFAR10_CLASSES)
         elif (root / "cifar-10-batches-py").is_dir():
             source, source_id = f"torchvision's files in the folder {by}", "cifar10"
